@@ -1,0 +1,3 @@
+"""mailbot: automates the Trade Assurance support mailboxes."""
+
+__version__ = "0.1.0"

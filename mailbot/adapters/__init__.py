@@ -1,0 +1,1 @@
+"""I/O edges, one library each, behind the Protocols in ports.py."""

@@ -1,0 +1,281 @@
+"""Reads rules/orders.toml and rules/lexicons/*.toml into the core's ReadingConfig.
+
+The files are edited by supervisors, so every mistake is reported as a RuleFileError naming the
+file, the line and the key ("rules/lexicons/fr.toml:12: intents.cancellation.phrases: expected a
+list of strings"), and unknown keys are errors too: a misspelt section would otherwise be
+silently ignored. Reading files is I/O, which is why this lives in adapters and not in the core.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mailbot.core.automation import AutomationConfig
+from mailbot.core.errors import RuleFileError
+from mailbot.core.intent import TOPICAL, IntentLexicon
+from mailbot.core.language import LanguageProfile
+from mailbot.core.orders import OrderConfig
+from mailbot.core.phrases import Phrase
+from mailbot.core.reading import ReadingConfig
+from mailbot.core.types import Intent
+
+_PHRASE_INTENTS = {i.value for i in (*TOPICAL, Intent.SPAM)}
+_MACHINE_INTENTS = {Intent.FOLLOW_UP.value, Intent.AUTO_REPLY.value, Intent.BOUNCE.value}
+_FORMAT_INTS = (
+    "min_digits",
+    "max_digits",
+    "typical_min",
+    "typical_max",
+    "max_group",
+    "window_before",
+    "window_after",
+)
+_FORMAT_LISTS = ("prefixes", "url_params")
+
+
+class _Source:
+    """One TOML file: its parsed data plus a map from dotted keys to line numbers."""
+
+    def __init__(self, path: Path, shown: str) -> None:
+        self.shown = shown
+        try:
+            self.text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleFileError(shown, None, None, f"cannot read the file: {exc}") from exc
+        try:
+            self.data: dict[str, Any] = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"line (\d+)", str(exc))
+            raise RuleFileError(
+                shown, int(found.group(1)) if found else None, None, f"not valid TOML: {exc}"
+            ) from exc
+        self.lines = _key_lines(self.text)
+
+    def error(self, key: str, message: str, item: object = None) -> RuleFileError:
+        line = self.line_of(key)
+        if item is not None and line is not None:
+            needle = str(item) if not isinstance(item, dict) else str(next(iter(item.values()), ""))
+            for number, text in enumerate(self.text.splitlines()[line - 1 :], start=line):
+                if needle and needle in text:
+                    line = number
+                    break
+        return RuleFileError(self.shown, line, key, message)
+
+    def line_of(self, key: str) -> int | None:
+        parts = key.split(".")
+        while parts:
+            found = self.lines.get(".".join(parts))
+            if found is not None:
+                return found
+            parts.pop()
+        return None
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key → line number, by a small scan of table headers and `key =` lines."""
+    lines: dict[str, int] = {}
+    table = ""
+    arrays: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("[["):
+            name = line.strip("[] ").strip()
+            arrays[name] = arrays.get(name, -1) + 1
+            table = f"{name}[{arrays[name]}]"
+            lines.setdefault(table, number)
+            lines.setdefault(name, number)
+        elif line.startswith("["):
+            table = line.strip("[] ").strip()
+            lines.setdefault(table, number)
+        else:
+            match = re.match(r"^([A-Za-z0-9_\-\"'. ]+?)\s*=", line)
+            if match:
+                key = match.group(1).strip().strip("\"'")
+                lines.setdefault(f"{table}.{key}" if table else key, number)
+    return lines
+
+
+def _strings(source: _Source, key: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise source.error(key, "expected a list of strings")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise source.error(key, f"expected a list of strings, found {item!r}", item)
+    return tuple(value)
+
+
+def _table(source: _Source, key: str, value: object, allowed: set[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise source.error(key, "expected a section")
+    for name in value:
+        if name not in allowed:
+            expected = ", ".join(sorted(allowed))
+            raise source.error(f"{key}.{name}" if key else name, f"unknown key (expected one of: {expected})")
+    return value
+
+
+def _orders_file(source: _Source) -> dict[str, Any]:
+    data = _table(source, "", source.data, {"format", "decoy_patterns", "digit_patterns"})
+    fmt = _table(source, "format", data.get("format"), {*_FORMAT_INTS, *_FORMAT_LISTS})
+    values: dict[str, Any] = {}
+    for name in _FORMAT_INTS:
+        if name in fmt:
+            number = fmt[name]
+            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+                raise source.error(f"format.{name}", f"expected a whole number, found {number!r}")
+            values[name] = number
+    if values.get("min_digits", 12) > values.get("max_digits", 20):
+        raise source.error("format.min_digits", "min_digits is larger than max_digits")
+    if "prefixes" in fmt:
+        values["prefixes"] = tuple(p.lower() for p in _strings(source, "format.prefixes", fmt["prefixes"]))
+    if "url_params" in fmt:
+        values["url_params"] = tuple(
+            p.lower() for p in _strings(source, "format.url_params", fmt["url_params"])
+        )
+    for section in ("decoy_patterns", "digit_patterns"):
+        entries = data.get(section, [])
+        if not isinstance(entries, list):
+            raise source.error(section, "expected [[" + section + "]] entries with name and regex")
+        patterns = []
+        for index, raw_entry in enumerate(entries):
+            key = f"{section}[{index}]"
+            entry = _table(source, key, raw_entry, {"name", "regex"})
+            pattern_name, regex = entry.get("name"), entry.get("regex")
+            if not isinstance(pattern_name, str) or not pattern_name.strip():
+                raise source.error(f"{key}.name", "expected a short description (a string)")
+            if not isinstance(regex, str) or not regex:
+                raise source.error(f"{key}.regex", "expected a regular expression (a string)")
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise source.error(f"{key}.regex", f"the regular expression does not compile: {exc}") from exc
+            patterns.append((pattern_name, regex))
+        values[section] = tuple(patterns)
+    return values
+
+
+def _phrases(source: _Source, key: str, value: object) -> Iterator[tuple[str, float]]:
+    if not isinstance(value, list):
+        raise source.error(key, "expected a list of phrases")
+    for item in value:
+        if isinstance(item, str) and item.strip():
+            yield item, 1.0
+        elif isinstance(item, dict):
+            entry = _table(source, key, item, {"text", "weight"})
+            text, weight = entry.get("text"), entry.get("weight", 1.0)
+            if not isinstance(text, str) or not text.strip():
+                raise source.error(key, f'a phrase needs text = "...", found {item!r}', item)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+                raise source.error(key, f"weight must be a number of 0 or more, found {weight!r}", item)
+            yield text, float(weight)
+        else:
+            raise source.error(
+                key, f'expected a phrase or {{ text = "...", weight = 2 }}, found {item!r}', item
+            )
+
+
+class _Collected:
+    def __init__(self) -> None:
+        self.context: list[tuple[str, str]] = []
+        self.decoys: list[tuple[str, str, str]] = []
+        self.corrections: list[tuple[str, str]] = []
+        self.ooo_subjects: list[tuple[str, str]] = []
+        self.ooo_phrases: list[tuple[str, str]] = []
+        self.bounce_subjects: list[tuple[str, str]] = []
+        self.intents: list[Phrase] = []
+        self.profiles: list[LanguageProfile] = []
+        self.languages: list[str] = []
+
+
+def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> None:
+    data = _table(source, "", source.data, {"language", "name", "detect", "orders", "automation", "intents"})
+    language = data.get("language")
+    if not isinstance(language, str) or language != expected_language:
+        raise source.error("language", f'expected language = "{expected_language}" (the file name)')
+    if "name" in data and not isinstance(data["name"], str):
+        raise source.error("name", "expected the language's name (a string)")
+    detect = _table(source, "detect", data.get("detect"), {"stopwords", "letters", "suffixes"})
+    letters = detect.get("letters", "")
+    if not isinstance(letters, str):
+        raise source.error("detect.letters", "expected a string of letters")
+    stopwords = frozenset(w.lower() for w in _strings(source, "detect.stopwords", detect.get("stopwords")))
+    suffixes = tuple(w.lower() for w in _strings(source, "detect.suffixes", detect.get("suffixes")))
+    out.profiles.append(LanguageProfile(language, stopwords, letters, suffixes))
+    out.languages.append(language)
+
+    orders = _table(source, "orders", data.get("orders"), {"context", "corrections", "decoys"})
+    out.context.extend((language, w) for w in _strings(source, "orders.context", orders.get("context")))
+    out.corrections.extend(
+        (language, w) for w in _strings(source, "orders.corrections", orders.get("corrections"))
+    )
+    decoys = orders.get("decoys") or {}
+    if not isinstance(decoys, dict):
+        raise source.error("orders.decoys", "expected a section of kind = [words]")
+    for kind, words in decoys.items():
+        out.decoys.extend((kind, language, w) for w in _strings(source, f"orders.decoys.{kind}", words))
+
+    automation = _table(
+        source,
+        "automation",
+        data.get("automation"),
+        {"out_of_office_subjects", "out_of_office_phrases", "bounce_subjects"},
+    )
+    for name, target in (
+        ("out_of_office_subjects", out.ooo_subjects),
+        ("out_of_office_phrases", out.ooo_phrases),
+        ("bounce_subjects", out.bounce_subjects),
+    ):
+        target.extend((language, w) for w in _strings(source, f"automation.{name}", automation.get(name)))
+
+    intents = data.get("intents") or {}
+    if not isinstance(intents, dict):
+        raise source.error("intents", "expected [intents.<name>] sections")
+    for name, section in intents.items():
+        key = f"intents.{name}"
+        if name in _MACHINE_INTENTS:
+            raise source.error(key, f"{name} is decided from headers and case references, not from phrases")
+        if name not in _PHRASE_INTENTS:
+            raise source.error(key, f"unknown intent (expected one of: {', '.join(sorted(_PHRASE_INTENTS))})")
+        section = _table(source, key, section, {"phrases"})
+        for text, weight in _phrases(source, f"{key}.phrases", section.get("phrases", [])):
+            out.intents.append(Phrase(text, name, language, weight))
+
+
+def load_reading_config(rules_dir: Path) -> ReadingConfig:
+    """Build the ReadingConfig from a rules directory; raises RuleFileError on the first mistake."""
+    base = rules_dir.name
+    orders_path = rules_dir / "orders.toml"
+    order_values = _orders_file(_Source(orders_path, f"{base}/orders.toml")) if orders_path.exists() else {}
+    lexicon_dir = rules_dir / "lexicons"
+    files = sorted(lexicon_dir.glob("*.toml")) if lexicon_dir.is_dir() else []
+    if not files:
+        raise RuleFileError(f"{base}/lexicons", None, None, "no lexicon files (<language>.toml) found")
+    out = _Collected()
+    for path in files:
+        _lexicon_file(_Source(path, f"{base}/lexicons/{path.name}"), path.stem, out)
+    orders = OrderConfig(
+        **order_values,
+        context_words=tuple(out.context),
+        decoy_words=tuple(out.decoys),
+        correction_words=tuple(out.corrections),
+    )
+    automation = AutomationConfig(
+        out_of_office_subjects=tuple(out.ooo_subjects),
+        out_of_office_phrases=tuple(out.ooo_phrases),
+        bounce_subjects=tuple(out.bounce_subjects),
+    )
+    return ReadingConfig(
+        orders=orders,
+        automation=automation,
+        intents=IntentLexicon(tuple(out.intents)),
+        profiles=tuple(out.profiles),
+        languages=tuple(out.languages),
+    )

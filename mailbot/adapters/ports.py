@@ -1,0 +1,86 @@
+"""The Protocols the services program against; each adapter implements one.
+
+Services never import imapclient or smtplib directly: they receive one of these, which keeps the
+use cases testable against a real server *or* the local Maildir/outbox-folder implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+
+class SourceError(Exception):
+    """A mailbox could not be reached or read (auth, network, protocol). The message says why."""
+
+
+class SendError(Exception):
+    """A reply could not be handed to the mail server."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    raw: bytes
+
+
+class MailSource(Protocol):
+    """A mailbox folder seen as UIDVALIDITY + ascending UIDs (IMAP, or a Maildir emulating it)."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    @property
+    def uidvalidity(self) -> int: ...
+
+    def new_uids(self, after_uid: int) -> list[int]:
+        """UIDs greater than `after_uid` that are not yet marked processed, ascending."""
+        ...
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
+        """The raw bytes of these messages, without changing any flag (BODY.PEEK[])."""
+        ...
+
+    def acknowledge(self, uids: Sequence[int]) -> None:
+        """Mark messages processed (keyword + \\Seen, or move), as configured. Never deletes."""
+        ...
+
+
+class SentCopies(Protocol):
+    """Where a copy of each reply is kept, so a resend after a crash can be recognised."""
+
+    def contains(self, message_id: str) -> bool: ...
+    def put(self, message_id: str, raw: bytes) -> None: ...
+
+
+class ReplyTransport(Protocol):
+    """Hands finished replies to a mail server (or writes them to the local outbox folder)."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def send(self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> None:
+        """Raises SendError (permanent or not) when the server refuses."""
+        ...
+
+
+@dataclass(frozen=True)
+class RenderedReply:
+    text: str
+    html: str | None
+    language: str  # the language actually used (English when the buyer's is missing)
+    template: str
+
+
+class ReplyRenderer(Protocol):
+    def render(self, template: str, language: str, context: Mapping[str, object]) -> RenderedReply: ...

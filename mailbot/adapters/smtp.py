@@ -1,0 +1,291 @@
+"""Handing replies over: to an SMTP server (smtplib), or into a local outbox folder when there is none.
+
+A drain sends every due reply over one SMTP connection. Servers close idle connections, so a
+connection found dead when the next message *starts* (the MAIL command fails, or the server answers
+421) is reopened once and the message sent on it; nothing of that message had reached the server
+yet, so this cannot send it twice. A connection lost *during* a message is not retried here: the
+server may or may not have taken the message, and the outbox decides what to do about that.
+
+Refusals become `SendError`: 5xx replies are permanent (resending cannot help), 4xx replies and
+network trouble are temporary (the outbox retries with backoff).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import smtplib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from mailbot.adapters.imap import client_tls_context, explain_network_error, is_loopback
+from mailbot.adapters.maildir import message_file_name, write_atomically
+from mailbot.adapters.ports import SendError
+
+log = logging.getLogger(__name__)
+
+Security = Literal["tls", "starttls", "plain"]
+
+_DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "plain": 25}
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpConfig:
+    host: str
+    port: int | None = None  # None: 465 for "tls", 587 for "starttls", 25 for "plain"
+    security: Security = "tls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    timeout: float = 30.0
+    local_hostname: str | None = None  # the EHLO name; None: this machine's FQDN
+
+    def __post_init__(self) -> None:
+        if self.security not in _DEFAULT_PORTS:
+            raise ValueError(f'SMTP security must be "tls", "starttls" or "plain", not {self.security!r}')
+        if self.security == "plain" and not is_loopback(self.host):
+            raise ValueError(f'SMTP security "plain" is only allowed for a loopback host, not {self.host!r}')
+        if (self.username is None) != (self.password is None):
+            raise ValueError("SMTP username and password go together: set both or neither")
+        if self.timeout <= 0:
+            raise ValueError("SMTP timeout must be positive")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS[self.security]
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.effective_port}"
+
+
+class _Dropped(Exception):
+    """The connection was found dead before the message's first command was accepted."""
+
+
+class SmtpTransport:
+    """One SMTP connection per `with` block (one outbox drain), reused for every message."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._conn: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Self:
+        self._connect()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        config = self.config
+        conn: smtplib.SMTP | None = None
+        try:
+            context = client_tls_context(config.ca_file) if config.security != "plain" else None
+            if config.security == "tls":
+                conn = smtplib.SMTP_SSL(
+                    config.host,
+                    config.effective_port,
+                    local_hostname=config.local_hostname,
+                    timeout=config.timeout,
+                    context=context,
+                )
+            else:
+                conn = smtplib.SMTP(
+                    config.host,
+                    config.effective_port,
+                    local_hostname=config.local_hostname,
+                    timeout=config.timeout,
+                )
+            conn.ehlo()
+            if config.security == "starttls":
+                conn.starttls(context=context)
+                conn.ehlo()
+            if config.username is not None and config.password is not None:
+                conn.login(config.username, config.password)
+        except (smtplib.SMTPException, OSError, UnicodeError) as exc:
+            if conn is not None:
+                conn.close()
+            raise self._error("connecting", exc) from exc
+        self._conn = conn
+        return conn
+
+    def send(self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> None:
+        recipients = [rcpt_to] if isinstance(rcpt_to, str) else list(rcpt_to)
+        if not recipients:
+            raise SendError("a reply without recipients cannot be sent", permanent=True)
+        # SMTP wants CRLF line ends; bare LF is refused by hardened servers (SMTP smuggling defences).
+        data = _LINE_END.sub(b"\r\n", raw)
+        conn = self._conn or self._connect()
+        try:
+            self._transaction(conn, data, mail_from, recipients)
+        except _Dropped as dropped:
+            self._discard()
+            log.info("SMTP: %s dropped the connection (%s); reconnecting once", self.config.server, dropped)
+            conn = self._connect()
+            try:
+                self._transaction(conn, data, mail_from, recipients)
+            except _Dropped as again:
+                self._discard()
+                raise SendError(
+                    f"SMTP {self.config.server}: connection lost again right after reconnecting ({again})",
+                    permanent=False,
+                ) from again
+
+    def _transaction(self, conn: smtplib.SMTP, data: bytes, mail_from: str, recipients: list[str]) -> None:
+        server = self.config.server
+        reply: bytes | str
+        try:
+            conn.ehlo_or_helo_if_needed()
+            code, reply = conn.mail(mail_from, self._mail_options(conn, data, [mail_from, *recipients]))
+        except smtplib.SMTPNotSupportedError as exc:
+            raise SendError(f"SMTP {server}: {exc}", permanent=True) from exc
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Dropped(str(exc) or type(exc).__name__) from exc
+        if code == 421:  # "service closing": the server timed us out between messages
+            raise _Dropped(_text(code, reply))
+        if code != 250:
+            self._reset(conn)
+            raise self._refusal(f"refused sender {mail_from}", code, reply)
+
+        refused: dict[str, tuple[int, bytes | str]] = {}
+        for rcpt in recipients:
+            code, reply = self._step(conn, partial(conn.rcpt, rcpt))
+            if code not in (250, 251):
+                refused[rcpt] = (code, reply)
+        if len(refused) == len(recipients):
+            self._reset(conn)
+            # temporary if any refusal was: a later attempt can still reach that recipient
+            code, reply = max(refused.values(), key=lambda refusal: refusal[0] // 100 == 4)
+            raise self._refusal(f"refused recipient {', '.join(refused)}", code, reply)
+
+        try:
+            code, reply = self._step(conn, partial(conn.data, data))
+        except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
+            code, reply = exc.smtp_code, exc.smtp_error
+        if code != 250:
+            self._reset(conn)
+            raise self._refusal("refused the message", code, reply)
+        if refused:  # sent to the others; resending would duplicate it for them
+            log.warning(
+                "SMTP: %s accepted the message but refused %s",
+                server,
+                "; ".join(f"{rcpt} ({_text(*answer)})" for rcpt, answer in refused.items()),
+            )
+
+    def _mail_options(self, conn: smtplib.SMTP, data: bytes, addresses: list[str]) -> list[str]:
+        if not conn.does_esmtp:
+            return []
+        options: list[str] = []
+        if conn.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        if not data.isascii() and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if not all(address.isascii() for address in addresses):
+            options.append("SMTPUTF8")  # smtplib raises SMTPNotSupportedError if the server lacks it
+        return options
+
+    def _step(self, conn: smtplib.SMTP, command: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes | str]:
+        """One command after MAIL: a lost connection now means the message's fate is unknown."""
+        try:
+            code, reply = command()
+        except smtplib.SMTPDataError:
+            raise
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._discard()
+            raise self._error("sending", exc) from exc
+        if code == 421:
+            self._discard()
+        return int(code), reply
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        """Abort the half-done transaction so the connection can carry the next message."""
+        if self._conn is not conn:
+            return
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._discard()
+
+    def _refusal(self, what: str, code: int, reply: bytes | str) -> SendError:
+        permanent = 500 <= code < 600
+        return SendError(f"SMTP {self.config.server} {what}: {_text(code, reply)}", permanent=permanent)
+
+    def _error(self, action: str, exc: BaseException) -> SendError:
+        config = self.config
+        who = f" as {config.username}" if config.username else ""
+        permanent = False
+        if isinstance(exc, smtplib.SMTPResponseException):
+            detail = _text(exc.smtp_code, exc.smtp_error)
+            permanent = 500 <= exc.smtp_code < 600
+        elif isinstance(exc, smtplib.SMTPNotSupportedError):
+            detail, permanent = str(exc), True  # e.g. no STARTTLS or no AUTH offered: a setup problem
+        else:
+            detail = explain_network_error(exc, f"{config.timeout:g} s") or str(exc) or type(exc).__name__
+        if config.password and len(config.password) >= 4:  # shorter ones would garble ordinary words
+            detail = detail.replace(config.password, "***")
+        return SendError(f"SMTP {action}{who} at {config.server} failed: {detail}", permanent=permanent)
+
+
+def _text(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(f"{code} {text}".split())
+
+
+class FolderTransport:
+    """Writes each reply to `<Message-ID>.eml` in a folder: the outbox when no SMTP server is set up.
+
+    A resent reply overwrites its own file, so a retry never produces a second copy.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def send(self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> None:
+        name = file_name_for(raw)
+        try:
+            write_atomically(self.path / name, raw)
+        except OSError as exc:
+            raise SendError(
+                f"outbox folder {self.path}: cannot write {name}: {exc.strerror or exc}", permanent=False
+            ) from exc
+
+
+def file_name_for(raw: bytes) -> str:
+    """Named after the Message-ID; a message without one is named after its content hash."""
+    message_id = BytesHeaderParser(policy=compat32).parsebytes(raw).get("Message-ID")
+    if message_id is not None and str(message_id).strip("<> \t\r\n"):
+        return message_file_name(str(message_id))
+    return f"sha256-{hashlib.sha256(raw).hexdigest()[:32]}.eml"

@@ -1,0 +1,443 @@
+"""Reply templates: supervisor-edited Jinja2 files under templates/, rendered only inside a sandbox.
+
+Supervisors change the wording of replies without a deploy, so a template is untrusted input: it is
+rendered by `ImmutableSandboxedEnvironment` with `StrictUndefined` (a typo fails loudly instead of
+sending "Dear ,"), files are size-capped, and `validate()` turns every mistake into a problem that
+names the file and the line before a broken template can cost a buyer their reply. Rendered text is
+only ever a message *body*; headers are built elsewhere from trusted values.
+
+Layout: `<templates_dir>/<lang>/<name>.txt.j2` (required) and an optional `<name>.html.j2` sibling.
+Files whose name starts with `_` are partials for `{% include %}`; the loader looks for them in the
+language's own folder first, then in `_partials/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from mailbot.adapters.ports import RenderedReply
+
+DEFAULT_LANGUAGE = "en"
+TEXT_SUFFIX = ".txt.j2"
+HTML_SUFFIX = ".html.j2"
+PARTIALS_DIR = "_partials"
+DEFAULT_MAX_TEMPLATE_BYTES = 20_000
+# The sandbox bounds range() but not `"x" * 10**9`; these keep one template from eating the worker's memory.
+MAX_REPEATED_LENGTH = 100_000
+MAX_EXPONENT = 1_000
+
+# The whole context contract. Adding a variable means changing ingest, this tuple and templates/README.md.
+CONTEXT_VARIABLES: tuple[str, ...] = (
+    "case_ref",
+    "orders",
+    "order",
+    "buyer_name",
+    "service",
+    "mailbox_address",
+    "subject",
+    "category",
+    "language",
+)
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_LANGUAGE = re.compile(r"[a-z]{2,3}\Z")
+_UNDEFINED_NAME = re.compile(r"^'([A-Za-z_][A-Za-z0-9_]*)' is undefined$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything below space except \t and \n
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+
+class ReplyTemplateError(Exception):
+    """A reply template could not be found, loaded or rendered. The message names the file."""
+
+
+class ReplyTemplateNotFound(ReplyTemplateError, LookupError):
+    """No `<lang>/<name>.txt.j2` for the requested language nor for English."""
+
+
+class TemplateTooLarge(ReplyTemplateError):
+    """A template file is over the size cap and is refused unread."""
+
+
+class TemplateRenderError(ReplyTemplateError):
+    """A template failed to compile or render (syntax, unknown variable, sandbox refusal...)."""
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    file: Path
+    line: int | None  # None when the problem concerns the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else str(self.file)
+        return f"{where}: {self.message}"
+
+
+SAMPLE_ORDERS: tuple[str, ...] = ("240517893301234567", "240517893309876543")
+
+
+def sample_context(
+    *,
+    orders: Sequence[str] = SAMPLE_ORDERS,
+    service: str = "Production Monitoring",
+    buyer_name: str = "Ana Lima",
+    language: str = DEFAULT_LANGUAGE,
+) -> dict[str, object]:
+    """A realistic context with exactly the variables ingest passes; used by validate() and previews."""
+    return {
+        "case_ref": "K7Q2XZ",
+        "orders": list(orders),
+        "order": orders[0] if orders else None,
+        "buyer_name": buyer_name,
+        "service": service,
+        "mailbox_address": "ta-inspection@example.com" if service == "Inspection" else "ta-pm@example.com",
+        "subject": "Question about my order",
+        "category": "general_question",
+        "language": language,
+    }
+
+
+# validate() renders with both: every {% if orders %} branch and both services get exercised.
+_SAMPLES = (
+    sample_context(),
+    sample_context(orders=(), service="Inspection", buyer_name=""),
+)
+
+
+class _ReplySandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, plus a bound on the two operators that can allocate without limit."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(sequence) * count > MAX_REPEATED_LENGTH
+                ):
+                    raise SecurityError(f"repetition would build more than {MAX_REPEATED_LENGTH} items")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent above {MAX_EXPONENT} is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+class _CappedLoader(FileSystemLoader):
+    """Refuses oversized files before reading them, and files that resolve outside the templates folder."""
+
+    def __init__(self, searchpath: Sequence[Path], *, root: Path, max_bytes: int) -> None:
+        super().__init__(searchpath, encoding="utf-8")
+        self._root = root.resolve()
+        self._max_bytes = max_bytes
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)  # raises TemplateNotFound on ".." and the like
+        for base in self.searchpath:
+            path = Path(base, *pieces)
+            if not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(self._root):
+                raise TemplateNotFound(f"{template} (the file resolves outside {self._root})")
+            size = path.stat().st_size
+            if size > self._max_bytes:
+                raise TemplateTooLarge(f"{path}: {size} bytes, over the limit of {self._max_bytes}")
+            break
+        return super().get_source(environment, template)
+
+
+class TemplateStore:
+    """The reply templates in one folder; implements `ReplyRenderer`. Edits apply from the next render."""
+
+    def __init__(self, templates_dir: Path, *, max_template_bytes: int = DEFAULT_MAX_TEMPLATE_BYTES) -> None:
+        self._dir = Path(templates_dir)
+        self._max_bytes = max_template_bytes
+        self._environments: dict[str, _ReplySandbox] = {}
+
+    def names(self) -> frozenset[str]:
+        """Reply template names that exist in English, the fallback every language relies on."""
+        return frozenset(self._reply_names(DEFAULT_LANGUAGE))
+
+    def languages(self) -> frozenset[str]:
+        """Languages with at least one reply template of their own."""
+        return frozenset(d.name for d in self._language_dirs() if self._reply_names(d.name))
+
+    def render(self, template: str, language: str, context: Mapping[str, object]) -> RenderedReply:
+        """The reply body in the buyer's language, or in English when that language lacks this template."""
+        if not _NAME.fullmatch(template):
+            raise ReplyTemplateNotFound(f"{template!r} is not a template name (lowercase letters, digits, _)")
+        used = self._language_for(template, language)
+        environment = self._environment(used)
+        text = _tidy(self._render(environment, used, template + TEXT_SUFFIX, context))
+        if not text.strip():
+            raise TemplateRenderError(f"{self._dir / used / template}{TEXT_SUFFIX}: the reply came out empty")
+        html: str | None = None
+        if (self._dir / used / (template + HTML_SUFFIX)).is_file():
+            html = _tidy(self._render(environment, used, template + HTML_SUFFIX, context))
+        return RenderedReply(text=text, html=html, language=used, template=template)
+
+    def validate(self) -> list[TemplateProblem]:
+        """Every problem in every template file, each with file, line (when known) and a plain message."""
+        if not self._dir.is_dir():
+            return [TemplateProblem(self._dir, None, "the templates folder does not exist")]
+        english = self.names()
+        problems: list[TemplateProblem] = []
+        folders = [*self._language_dirs(), *[d for d in [self._dir / PARTIALS_DIR] if d.is_dir()]]
+        for folder in folders:
+            for path in self._files(folder.name):
+                problems.extend(self._check_placement(path, english))
+                problems.extend(self._check_file(path))
+        return list(dict.fromkeys(problems))  # a broken partial shows up once, not once per includer
+
+    # -- rendering ----------------------------------------------------------------------------------
+
+    def _language_for(self, template: str, language: str) -> str:
+        base = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+        candidates = [base] if _LANGUAGE.fullmatch(base) else []
+        for candidate in [*candidates, DEFAULT_LANGUAGE]:
+            if (self._dir / candidate / (template + TEXT_SUFFIX)).is_file():
+                return candidate
+        looked = dict.fromkeys([*candidates, DEFAULT_LANGUAGE])
+        tried = " and ".join(f"{c}/{template}{TEXT_SUFFIX}" for c in looked)
+        raise ReplyTemplateNotFound(f"no reply template {template!r}: looked for {tried} in {self._dir}")
+
+    def _environment(self, language: str) -> _ReplySandbox:
+        environment = self._environments.get(language)
+        if environment is None:
+            loader = _CappedLoader(
+                [self._dir / language, self._dir / PARTIALS_DIR], root=self._dir, max_bytes=self._max_bytes
+            )
+            environment = _ReplySandbox(
+                loader=loader,
+                undefined=StrictUndefined,
+                # select_autoescape matches the whole suffix, so "html.j2" must be listed as such.
+                autoescape=select_autoescape(
+                    enabled_extensions=("html.j2",),
+                    disabled_extensions=("txt.j2",),
+                    default_for_string=False,
+                    default=False,
+                ),
+                # A line holding only a tag or comment disappears, header comment included; a partial
+                # keeps its last newline, so two {% include %} lines give two lines.
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+            )
+            self._environments[language] = environment
+        return environment
+
+    def _render(
+        self, environment: _ReplySandbox, language: str, name: str, context: Mapping[str, object]
+    ) -> str:
+        path = self._dir / language / name
+        try:
+            return environment.get_template(name).render(dict(context))
+        except TemplateTooLarge:
+            raise
+        except TemplateSyntaxError as exc:
+            raise TemplateRenderError(f"{exc.filename or path}:{exc.lineno}: {exc.message}") from exc
+        except Exception as exc:  # anything a supervisor's edit can provoke; the caller records it
+            file, line = _position(exc, path)
+            raise TemplateRenderError(f"{file}:{line or '?'}: {_describe(exc)}") from exc
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def _check_placement(self, path: Path, english: frozenset[str]) -> list[TemplateProblem]:
+        name, suffix = _split(path)
+        folder = path.parent.name
+        if suffix is None:
+            return [TemplateProblem(path, None, f"template files end in {TEXT_SUFFIX} or {HTML_SUFFIX}")]
+        if name.startswith("_") or folder == PARTIALS_DIR:
+            return []
+        if not _NAME.fullmatch(name):
+            return [TemplateProblem(path, None, "names use lowercase letters, digits and _ only")]
+        problems = []
+        if suffix == HTML_SUFFIX and not (path.parent / (name + TEXT_SUFFIX)).is_file():
+            problems.append(TemplateProblem(path, None, f"needs a plain-text {name}{TEXT_SUFFIX} next to it"))
+        if suffix == TEXT_SUFFIX and folder != DEFAULT_LANGUAGE and name not in english:
+            fallback = f"{DEFAULT_LANGUAGE}/{name}{TEXT_SUFFIX}"
+            problems.append(TemplateProblem(path, None, f"no English version {fallback}, the fallback"))
+        return problems
+
+    def _check_file(self, path: Path) -> list[TemplateProblem]:
+        size = path.stat().st_size
+        if size > self._max_bytes:
+            return [TemplateProblem(path, None, f"{size} bytes, over the limit of {self._max_bytes}")]
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            return [TemplateProblem(path, None, f"not UTF-8 text (byte {exc.start} cannot be decoded)")]
+        language = DEFAULT_LANGUAGE if path.parent.name == PARTIALS_DIR else path.parent.name
+        environment = self._environment(language)
+        try:
+            tree = environment.parse(source, path.name, str(path))
+            code = environment.compile(tree, path.name, str(path))
+        except TemplateSyntaxError as exc:
+            return [TemplateProblem(path, exc.lineno, f"syntax error: {exc.message}")]
+        problems = [*_unknown_variables(path, tree, environment), *_private_attributes(path, tree)]
+        if problems:
+            return problems  # rendering would only repeat them
+        template = environment.template_class.from_code(environment, code, environment.make_globals(None))
+        seen: dict[tuple[Path, int | None, str], None] = {}
+        for sample in _SAMPLES:
+            try:
+                output = template.render(sample)
+            except Exception as exc:  # validation reports, never raises
+                file, line = _position(exc, path)
+                seen[(file, line, _describe(exc))] = None
+                continue
+            if not path.name.startswith("_") and not output.strip():
+                seen[(path, None, "renders to an empty reply")] = None
+        return [TemplateProblem(*key) for key in seen]
+
+    # -- files --------------------------------------------------------------------------------------
+
+    def _language_dirs(self) -> list[Path]:
+        if not self._dir.is_dir():
+            return []
+        return sorted(d for d in self._dir.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
+
+    def _reply_names(self, folder: str) -> list[str]:
+        names = (_split(p) for p in self._files(folder))
+        return [name for name, suffix in names if suffix == TEXT_SUFFIX and not name.startswith("_")]
+
+    def _files(self, folder: str) -> list[Path]:
+        directory = self._dir / folder
+        return sorted(p for p in directory.glob("*.j2") if p.is_file()) if directory.is_dir() else []
+
+
+def _split(path: Path) -> tuple[str, str | None]:
+    for suffix in (TEXT_SUFFIX, HTML_SUFFIX):
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)], suffix
+    return path.name, None
+
+
+def _tidy(text: str) -> str:
+    """One trailing newline, no trailing spaces, at most one blank line in a row, no control characters."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _BLANK_RUN.sub("\n\n", text).strip("\n") + "\n"
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, CONTEXT_VARIABLES, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; known variables: {', '.join(CONTEXT_VARIABLES)}"
+
+
+def _unknown_variables(path: Path, tree: nodes.Template, environment: Environment) -> list[TemplateProblem]:
+    """Variables no context provides, found statically so that untaken {% if %} branches are checked too."""
+    unknown = meta.find_undeclared_variables(tree) - set(CONTEXT_VARIABLES) - set(environment.globals)
+    problems = []
+    for name in sorted(unknown):
+        line = min(
+            (n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"), default=None
+        )
+        problems.append(TemplateProblem(path, line, f"unknown variable '{name}'{_suggest(name)}"))
+    return problems
+
+
+def _private_attributes(path: Path, tree: nodes.Template) -> list[TemplateProblem]:
+    """`x.__class__` and friends: the sandbox refuses them at render time; say so before that."""
+    return [
+        TemplateProblem(path, node.lineno, f"sandbox: attribute '{node.attr}' is not allowed (starts with _)")
+        for node in tree.find_all(nodes.Getattr)
+        if node.attr.startswith("_")
+    ]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UndefinedError):
+        match = _UNDEFINED_NAME.match(str(exc))
+        if match:
+            return f"unknown variable '{match.group(1)}'{_suggest(match.group(1))}"
+        return f"undefined: {exc}"
+    if isinstance(exc, TemplateSyntaxError):
+        return f"syntax error: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"sandbox: {exc}"
+    if isinstance(exc, TemplateNotFound):
+        return f"includes {exc.name!r}, which is neither in this language's folder nor in {PARTIALS_DIR}/"
+    if isinstance(exc, ReplyTemplateError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _position(exc: BaseException, default: Path) -> tuple[Path, int | None]:
+    """The template file and line an error happened on: Jinja rewrites tracebacks to template lines."""
+    found: tuple[Path, int | None] = (default, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (Path(filename), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """`python -m mailbot.adapters.templates check|preview`: the supervisor's safety net before saving."""
+    parser = argparse.ArgumentParser(prog="python -m mailbot.adapters.templates", description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("templates"), help="the templates folder")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="report every problem with file and line; exit 1 if any")
+    preview = commands.add_parser("preview", help="render one template with the sample context")
+    preview.add_argument("name")
+    preview.add_argument("--language", default=DEFAULT_LANGUAGE)
+    preview.add_argument(
+        "--service", default="Production Monitoring", choices=["Production Monitoring", "Inspection"]
+    )
+    preview.add_argument("--no-orders", action="store_true", help="as if the buyer gave no order number")
+    preview.add_argument("--buyer-name", default="Ana Lima")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    store = TemplateStore(args.dir)
+    if args.command == "check":
+        problems = store.validate()
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem(s) in {args.dir}", file=sys.stderr)
+        return 1 if problems else 0
+    context = sample_context(
+        orders=() if args.no_orders else SAMPLE_ORDERS,
+        service=args.service,
+        buyer_name=args.buyer_name,
+        language=args.language,
+    )
+    try:
+        reply = store.render(args.name, args.language, context)
+    except ReplyTemplateError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"--- {reply.template} ({reply.language}) ---")
+    print(reply.text, end="")
+    if reply.html is not None:
+        print(f"--- {reply.template}.html ({reply.language}) ---")
+        print(reply.html, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

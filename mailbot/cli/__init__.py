@@ -1,0 +1,296 @@
+"""`mailbot …`: the command line for operators, staff and supervisors.
+
+Every command takes `--config FILE` (default ./config.toml, then $MAILBOT_CONFIG). Problems are
+printed as one line saying what to fix, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from mailbot import __version__
+from mailbot.settings import Settings, SettingsError, find_config, load_settings
+
+if TYPE_CHECKING:
+    from mailbot.runtime import Runtime
+
+
+class Context:
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return find_config(self.config)
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except SettingsError as exc:
+                fail(str(exc))
+        return self._settings
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _runtime(settings: Settings) -> Runtime:
+    """Wire everything, turning a broken rule, lexicon or template folder into one clear message."""
+    from mailbot.core.errors import RuleFileError
+    from mailbot.core.rules.schema import RuleSetErrors
+    from mailbot.runtime import build_runtime
+
+    try:
+        return build_runtime(settings)
+    except RuleSetErrors as exc:
+        fail("the routing rules are invalid; nothing was processed:\n" + str(exc))
+    except RuleFileError as exc:
+        fail(f"{exc}; nothing was processed")
+
+
+def _setup_logging(settings: Settings) -> None:
+    from mailbot.observability import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default ./config.toml, then $MAILBOT_CONFIG).",
+)
+@click.version_option(__version__, prog_name="mailbot")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """mailbot: reads the Trade Assurance support mailboxes, opens cases and answers buyers."""
+    ctx.obj = Context(config)
+
+
+# -- database ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create the database or bring its schema up to date."""
+    from mailbot.store.db import upgrade
+
+    settings = ctx.settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo(f"database is up to date ({_safe_url(settings.database_url)})")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- polling ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--once", is_flag=True, required=True, help="Process every mailbox once, drain the outbox, exit."
+)
+@click.option("--mailbox", "only", multiple=True, help="Only this mailbox (repeatable).")
+@pass_ctx
+def poll(ctx: Context, once: bool, only: tuple[str, ...]) -> None:
+    """Poll the mailboxes once; exit 1 when a mailbox failed (one line per failing mailbox)."""
+    settings = ctx.settings()
+    _setup_logging(settings)
+    for name in only:
+        if name not in settings.mailboxes:
+            fail(f"unknown mailbox {name!r}; configured: {', '.join(settings.mailboxes)}")
+    runtime = _runtime(settings)
+    failed = []
+    for name in runtime.enabled_mailboxes():
+        if only and name not in only:
+            continue
+        report = runtime.poll(name)
+        if report.ok:
+            click.echo(
+                f"{name}: {report.fetched} fetched, {report.routed} routed, {report.ignored} ignored, "
+                f"{report.quarantined} quarantined, {len(report.cases_created)} new cases"
+            )
+        else:
+            failed.append(name)
+            click.echo(f"{name}: FAILED: {report.error}", err=True)
+    outbox = runtime.drain()
+    click.echo(
+        f"outbox: {outbox.sent} sent, {outbox.retried} to retry, {outbox.failed} failed"
+        + (f", {outbox.uncertain} uncertain" if outbox.uncertain else "")
+        + (f", {outbox.recovered} recovered" if outbox.recovered else "")
+    )
+    if outbox.error:
+        click.echo(f"outbox: FAILED: {outbox.error}", err=True)
+    if failed or outbox.error:
+        sys.exit(1)
+
+
+@main.command()
+@pass_ctx
+def run(ctx: Context) -> None:
+    """Run the worker: poll every mailbox on its schedule and send replies, until SIGTERM."""
+    from mailbot.worker import Worker
+
+    settings = ctx.settings()
+    _setup_logging(settings)
+    Worker(_runtime(settings)).run()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def status(ctx: Context, as_json: bool) -> None:
+    """Health: each mailbox's last poll, the outbox and the mail outcomes; exit 1 when unhealthy."""
+    from mailbot.services.health import health
+    from mailbot.store.db import make_engine
+
+    settings = ctx.settings()
+    data = health(make_engine(settings.database_url), list(settings.mailboxes))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        for box in data["mailboxes"]:
+            state = "ok" if box["ok"] else f"FAILING: {box['last_error'] or 'no successful poll yet'}"
+            click.echo(f"mailbox {box['mailbox']:<12} {state}  (last poll {box['last_poll_at'] or 'never'})")
+        click.echo("outbox: " + (", ".join(f"{n} {s}" for s, n in sorted(data["outbox"].items())) or "empty"))
+        click.echo(
+            "mail:   " + (", ".join(f"{n} {s}" for s, n in sorted(data["mail"].items())) or "none yet")
+        )
+    if not data["ok"]:
+        sys.exit(1)
+
+
+# -- cases ------------------------------------------------------------------------------------------
+
+
+@main.group()
+def cases() -> None:
+    """The case queue."""
+
+
+@cases.command("list")
+@click.option("--status", default=None, help="open, waiting, closed")
+@click.option("--category", default=None, help="cancellation, report_dispute, …")
+@click.option("--limit", default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def cases_list(ctx: Context, status: str | None, category: str | None, limit: int, as_json: bool) -> None:
+    """List cases, newest first."""
+    from mailbot.services.cases import list_cases
+    from mailbot.store.db import make_engine
+
+    rows = list_cases(make_engine(ctx.settings().database_url), status=status, category=category, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no cases")
+        return
+    click.echo(f"{'REF':<8} {'CATEGORY':<17} {'STATUS':<8} {'MAILBOX':<11} {'ORDERS':<22} BUYER")
+    for row in rows:
+        orders = ",".join(row["orders"]) or "-"
+        click.echo(
+            f"{row['ref']:<8} {row['category']:<17} {row['status']:<8} {row['mailbox']:<11} "
+            f"{orders:<22} {row['buyer']}"
+        )
+
+
+@cases.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def cases_show(ctx: Context, ref: str, as_json: bool) -> None:
+    """One case: orders, messages, decisions and replies."""
+    from mailbot.services.cases import show_case
+    from mailbot.store.db import make_engine
+
+    data = show_case(make_engine(ctx.settings().database_url), ref.strip("#[] ").upper())
+    if data is None:
+        fail(f"no case {ref}", code=1)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        return
+    _print_case(data)
+
+
+def _print_case(data: dict[str, Any]) -> None:
+    click.echo(f"Case #{data['ref']}  {data['category']}  ({data['status']}, priority {data['priority']})")
+    click.echo(
+        f"  buyer:   {data['buyer_name']} <{data['buyer']}>"
+        if data["buyer_name"]
+        else f"  buyer:   {data['buyer']}"
+    )
+    click.echo(f"  mailbox: {data['mailbox']}   language: {data['language']}")
+    click.echo(f"  orders:  {', '.join(data['orders']) or '(none given)'}")
+    click.echo(f"  subject: {data['subject']}")
+    click.echo("  messages:")
+    for m in data["messages"]:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        click.echo(f"    {m['at'][:19]} {arrow} {m['from']}: {m['subject']}")
+    click.echo("  events:")
+    for e in data["events"]:
+        click.echo(f"    {e['at'][:19]} {e['kind']}: {e['summary']}")
+        for step in e["detail"].get("trace", []) if isinstance(e["detail"], dict) else []:
+            mark = "hit " if step["hit"] else "miss"
+            click.echo(f"        {mark} {step['rule']}: {step['why']}")
+    for r in data["replies"]:
+        click.echo(f"  reply #{r['id']} ({r['status']}, {r['template']}/{r['language']}) to {r['to']}:")
+        for line in r["text"].splitlines():
+            click.echo(f"    | {line}")
+
+
+# -- outbox -----------------------------------------------------------------------------------------
+
+
+@main.group()
+def outbox() -> None:
+    """Replies waiting to be sent."""
+
+
+@outbox.command("retry")
+@click.argument("item_id", type=int)
+@pass_ctx
+def outbox_retry(ctx: Context, item_id: int) -> None:
+    """Send an uncertain or failed reply again (after checking it did not reach the buyer)."""
+    from mailbot.services.outbox import retry
+    from mailbot.store.db import make_engine
+
+    click.echo(retry(make_engine(ctx.settings().database_url), item_id, lambda: datetime.now(UTC)))
+
+
+def _register_optional() -> None:
+    from mailbot.cli.demo_cmd import demo
+    from mailbot.cli.eval_cmd import eval_command
+    from mailbot.cli.rules_cmd import rules
+
+    main.add_command(demo)
+    main.add_command(eval_command)
+    main.add_command(rules)
+
+
+_register_optional()

@@ -1,0 +1,1 @@
+"""The pure core: reading, deciding and planning replies. No I/O, no clock, no settings."""

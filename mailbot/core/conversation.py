@@ -1,0 +1,107 @@
+"""Conversation keys: our Message-IDs, case references in subjects, and which case a message joins.
+
+Threading is strict and explainable (design property 6), in this precedence:
+our Message-ID in In-Reply-To/References → a case reference in the subject from the case's own buyer
+→ the same order number from the same buyer with an open case → a new case. A reference from a
+different sender never silently joins a case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from mailbot.core.types import CaseFacts, Identity, InboundMail, ThreadCandidates, ThreadKeys, ThreadMatch
+
+#: Case references are six characters from A-Z and 2-9. We *generate* them without the
+#: look-alikes I, O (0/1 are not in the alphabet at all), but *accept* the whole A-Z range.
+CASE_REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CASE_REF_LENGTH = 6
+
+_REF_BODY = r"([A-Za-z2-9]{6})(?![A-Za-z0-9])"
+
+
+def _case_ref_pattern(tag: str) -> re.Pattern[str]:
+    # Mail clients mangle the token: "[Case #K7Q2XZ]", "[case#k7q2xz]", "Case #K7Q2XZ", "[Case K7Q2XZ]".
+    return re.compile(r"\[?\s*" + re.escape(tag) + r"\s*(?:#|no\.?|n[°º]|:)?\s*" + _REF_BODY, re.IGNORECASE)
+
+
+def case_ref_from_seed(seed: bytes) -> str:
+    """A case reference derived from bytes (deterministic, so a retry proposes the same one)."""
+    digest = hashlib.sha256(seed).digest()
+    return "".join(CASE_REF_ALPHABET[b % len(CASE_REF_ALPHABET)] for b in digest[:CASE_REF_LENGTH])
+
+
+def format_case_tag(ref: str, identity: Identity) -> str:
+    return f"[{identity.case_tag} #{ref}]"
+
+
+def find_case_refs(text: str, identity: Identity) -> tuple[str, ...]:
+    """Case references written in `text`, upper-cased, first occurrence first, no repeats."""
+    seen: list[str] = []
+    for match in _case_ref_pattern(identity.case_tag).finditer(text):
+        ref = match.group(1).upper()
+        # A real reference mixes letters and digits or is all letters; "Case 123456" is not ours.
+        if ref.isdigit() or ref in seen:
+            continue
+        seen.append(ref)
+    return tuple(seen)
+
+
+def is_our_message_id(message_id: str, identity: Identity) -> bool:
+    return message_id.lower().rstrip(">").endswith("@" + identity.message_id_domain.lower())
+
+
+def make_message_id(identity: Identity, seed: str) -> str:
+    """A stable Message-ID (without brackets) for a reply, so a retried send is recognisable."""
+    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24]
+    return f"mailbot.{digest}@{identity.message_id_domain}"
+
+
+def thread_keys(mail: InboundMail, identity: Identity) -> ThreadKeys:
+    ours = tuple(
+        dict.fromkeys(
+            mid for mid in (*mail.in_reply_to, *reversed(mail.references)) if is_our_message_id(mid, identity)
+        )
+    )
+    refs = find_case_refs(mail.subject, identity)
+    body_refs = find_case_refs(mail.new_text + "\n" + mail.quoted_text, identity)
+    return ThreadKeys(our_message_ids=ours, case_refs=tuple(dict.fromkeys((*refs, *body_refs))))
+
+
+def _same_buyer(case: CaseFacts, sender: str | None) -> bool:
+    return sender is not None and case.buyer.lower() == sender.lower()
+
+
+def choose_thread(
+    keys: ThreadKeys, candidates: ThreadCandidates, sender: str | None, orders: tuple[str, ...]
+) -> ThreadMatch:
+    """Pick the case a message joins, or none, saying why in words staff can read."""
+    if candidates.by_message_id is not None:
+        case = candidates.by_message_id
+        if _same_buyer(case, sender):
+            return ThreadMatch(case.ref, "message-id", f"replies to our message on case {case.ref}")
+        # Someone else answering our mail (a colleague, a forward): still the same conversation,
+        # because only our recipients had our Message-ID. Staff see the different sender.
+        return ThreadMatch(
+            case.ref,
+            "message-id",
+            f"replies to our message on case {case.ref} (sender {sender} differs from buyer {case.buyer})",
+        )
+    for case in candidates.by_ref:
+        if _same_buyer(case, sender):
+            return ThreadMatch(
+                case.ref, "subject-ref", f"case reference {case.ref} from the case's own buyer"
+            )
+    for case in candidates.by_order:
+        if _same_buyer(case, sender) and set(case.orders) & set(orders):
+            shared = sorted(set(case.orders) & set(orders))[0]
+            return ThreadMatch(
+                case.ref, "order-number", f"open case {case.ref} of this buyer for order {shared}"
+            )
+    if candidates.by_ref:
+        refs = ", ".join(c.ref for c in candidates.by_ref)
+        return ThreadMatch(None, "new", f"case reference {refs} belongs to another buyer; opened a new case")
+    if keys.case_refs:
+        return ThreadMatch(None, "new", f"case reference {keys.case_refs[0]} is unknown; opened a new case")
+    return ThreadMatch(None, "new", "no earlier conversation found")

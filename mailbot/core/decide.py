@@ -1,0 +1,109 @@
+"""Decide, then act: one Reading plus what the store knows becomes one Decision, with its reasons.
+
+This is the only place the separate judgements meet: threading (conversation), routing (the
+supervisors' rules) and the reply guard (replies). Nothing here touches the store or the network,
+so `mailbot eval` and `mailbot rules replay` run exactly the same code as the worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbot.core.conversation import choose_thread
+from mailbot.core.replies import ReplyLimits, reply_blocker
+from mailbot.core.rules.engine import RuleFacts, evaluate
+from mailbot.core.rules.schema import RuleSet
+from mailbot.core.types import (
+    Decision,
+    Identity,
+    Outcome,
+    Reading,
+    SenderHistory,
+    ThreadCandidates,
+    TraceStep,
+)
+
+
+def decide(
+    reading: Reading,
+    *,
+    mailbox: str,
+    ruleset: RuleSet,
+    identity: Identity,
+    candidates: ThreadCandidates | None = None,
+    history: SenderHistory | None = None,
+    limits: ReplyLimits | None = None,
+) -> Decision:
+    mail = reading.mail
+    thread = choose_thread(
+        reading.thread_keys, candidates or ThreadCandidates(), mail.from_addr, reading.orders.numbers
+    )
+    routed = evaluate(ruleset, RuleFacts(reading=reading, mailbox=mailbox, thread=thread))
+    actions = routed.actions
+    trace = list(routed.trace)
+
+    if actions.quarantine_reason:
+        outcome, reason = Outcome.QUARANTINED, actions.quarantine_reason
+    elif actions.ignore_reason:
+        outcome, reason = Outcome.IGNORED, actions.ignore_reason
+    elif mail.from_addr is None and not reading.automation.is_machine and thread.case_ref is None:
+        outcome, reason = Outcome.QUARANTINED, "no usable sender address"
+    else:
+        outcome = Outcome.ROUTED
+        reason = f"category {actions.category}" + (f" on case {thread.case_ref}" if thread.case_ref else "")
+
+    template = actions.template if outcome is Outcome.ROUTED else None
+    if template is not None:
+        blocker = reply_blocker(
+            mail, history or SenderHistory(), limits or ReplyLimits(), identity, reading.automation.is_machine
+        )
+        if blocker is not None:
+            trace.append(TraceStep(rule="reply guard", hit=True, why=f"no reply: {blocker}"))
+            template = None
+    return Decision(
+        outcome=outcome,
+        reason=reason,
+        intent=reading.intent.intent,
+        language=reading.language,
+        orders=reading.orders,
+        automation=reading.automation,
+        thread=thread,
+        actions=actions,
+        reply_template=template,
+        trace=tuple(trace),
+        ruleset_version=ruleset.version,
+        notes=reading.intent.reasons,
+    )
+
+
+def decision_summary(decision: Decision) -> dict[str, Any]:
+    """The decision as plain JSON data: stored with the mail, shown to staff, compared in replays."""
+    return {
+        "outcome": decision.outcome.value,
+        "reason": decision.reason,
+        "intent": decision.intent.value,
+        "intent_reasons": list(decision.notes),
+        "language": decision.language,
+        "category": decision.actions.category,
+        "template": decision.reply_template,
+        "reply": decision.reply_template is not None,
+        "priority": decision.actions.priority,
+        "queue": decision.actions.queue,
+        "assignee": decision.actions.assignee,
+        "tags": list(decision.actions.tags),
+        "automation": {"kind": decision.automation.kind.value, "reason": decision.automation.reason},
+        "thread": {
+            "case": decision.thread.case_ref,
+            "how": decision.thread.how,
+            "reason": decision.thread.reason,
+        },
+        "orders": [
+            {"number": o.number, "score": round(o.score, 3), "source": o.source, "reasons": list(o.reasons)}
+            for o in decision.orders.orders
+        ],
+        "rejected_numbers": [
+            {"text": r.text, "source": r.source, "reason": r.reason} for r in decision.orders.rejected
+        ],
+        "trace": [{"rule": s.rule, "hit": s.hit, "why": s.why} for s in decision.trace],
+        "ruleset_version": decision.ruleset_version,
+    }

@@ -1,0 +1,153 @@
+"""What the sender wants, decided from the supervisors' per-language phrase lists.
+
+Machines first: a bounce is a bounce and an auto-reply an auto-reply, whatever words they echo.
+Then conversation: a reply inside one of our case threads is a follow-up, whatever its topic
+(the case already has one). Otherwise every lexicon phrase found in the subject (counted 1.5
+times: subjects state the topic), the new text and forwarded content (counted half) adds its
+weight to its intent, and the highest total wins. Spam must clearly outweigh every topic.
+The reasons name the phrases that counted, so a supervisor can see which word to change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mailbot.core.phrases import Phrase, PhraseMatcher
+from mailbot.core.types import (
+    AutomationKind,
+    AutomationVerdict,
+    InboundMail,
+    Intent,
+    IntentResult,
+    OrderExtraction,
+    ThreadKeys,
+)
+
+TOPICAL = (
+    Intent.CANCELLATION,
+    Intent.REPORT_DISPUTE,
+    Intent.PAYMENT_QUESTION,
+    Intent.ADD_SERVICE,
+    Intent.STATUS_INQUIRY,
+    Intent.GENERAL_QUESTION,
+)
+# Order of preference when two intents score the same: the costlier one to miss first.
+_PRIORITY = {intent: rank for rank, intent in enumerate((*TOPICAL, Intent.SPAM))}
+# What a buyer asks fits in the first few thousand characters; the rest of a long mail is noise.
+_MAX_CHARS = 6000
+_SUBJECT_PREFIX = re.compile(
+    r"^\s*(?:(?:re|aw|sv|antw|r|rif|ref|fwd?|tr|wg|rv|enc|rép|رد|回复|回覆|答复|转发)\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class IntentLexicon:
+    """The intent phrases of every lexicon language; `Phrase.tag` is the intent's value."""
+
+    phrases: tuple[Phrase, ...] = ()
+    subject_factor: float = 1.5
+    forwarded_factor: float = 0.5
+    # Spam needs this much evidence and must beat the best topic.
+    spam_threshold: float = 3.0
+    _matcher: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_matcher", PhraseMatcher(self.phrases))
+
+
+@dataclass
+class _Tally:
+    scores: dict[Intent, float] = field(default_factory=dict)
+    why: dict[Intent, list[tuple[float, str]]] = field(default_factory=dict)
+
+    def add(self, intent: Intent, amount: float, reason: str) -> None:
+        self.scores[intent] = self.scores.get(intent, 0.0) + amount
+        self.why.setdefault(intent, []).append((amount, reason))
+
+
+def _score(tally: _Tally, matcher: PhraseMatcher, text: str, where: str, factor: float) -> None:
+    seen: set[tuple[str, str]] = set()
+    for hit in matcher.find(text):
+        key = (hit.phrase.tag, hit.phrase.text)
+        if key in seen:
+            continue  # a phrase counts once per part, however often it is repeated
+        seen.add(key)
+        try:
+            intent = Intent(hit.phrase.tag)
+        except ValueError:
+            continue
+        amount = hit.phrase.weight * factor
+        tally.add(intent, amount, f"{hit.phrase.text!r} ({hit.phrase.language}) in {where} +{amount:g}")
+
+
+def classify_intent(
+    mail: InboundMail,
+    automation: AutomationVerdict,
+    keys: ThreadKeys,
+    orders: OrderExtraction,
+    language: str,
+    lexicons: IntentLexicon,
+) -> IntentResult:
+    """The intent of one mail, with the phrases (or headers) that decided it."""
+    if automation.kind is AutomationKind.BOUNCE:
+        return IntentResult(Intent.BOUNCE, 1.0, (f"delivery failure: {automation.reason}",))
+    if automation.kind is AutomationKind.AUTO_REPLY:
+        return IntentResult(Intent.AUTO_REPLY, 1.0, (f"automatic reply: {automation.reason}",))
+    if automation.kind is AutomationKind.OWN:
+        return IntentResult(Intent.AUTO_REPLY, 1.0, (f"our own mail came back: {automation.reason}",))
+
+    tally = _Tally()
+    subject = _SUBJECT_PREFIX.sub("", mail.subject)
+    body = mail.new_text if mail.new_text.strip() else ("" if mail.forwarded_text.strip() else mail.text)
+    _score(tally, lexicons._matcher, subject, "the subject", lexicons.subject_factor)
+    _score(tally, lexicons._matcher, body[:_MAX_CHARS], "the text", 1.0)
+    forwarded = mail.forwarded_text[:_MAX_CHARS]
+    _score(tally, lexicons._matcher, forwarded, "forwarded text", lexicons.forwarded_factor)
+    ranked = _ranked(tally)
+
+    if keys.our_message_ids or keys.case_refs:
+        how = (
+            f"replies to our message {keys.our_message_ids[0]}"
+            if keys.our_message_ids
+            else f"case reference {keys.case_refs[0]}"
+        )
+        topic = ranked[0][0].value if ranked and ranked[0][1] > 0 else "none"
+        return IntentResult(
+            Intent.FOLLOW_UP,
+            1.0,
+            (f"follow-up in our case thread: {how}", f"topic of the reply: {topic}"),
+            ranked,
+        )
+
+    spam = tally.scores.get(Intent.SPAM, 0.0)
+    best_topic = max((tally.scores.get(i, 0.0) for i in TOPICAL), default=0.0)
+    bulk = automation.kind in {AutomationKind.LIST, AutomationKind.AUTO_GENERATED}
+    if (spam >= lexicons.spam_threshold and spam > best_topic) or (
+        bulk and spam > 0 and best_topic < 1.5 and not orders.orders
+    ):
+        return IntentResult(Intent.SPAM, spam, _reasons(tally, Intent.SPAM), ranked)
+
+    topical = [(i, s) for i, s in ranked if i in TOPICAL]
+    if topical and topical[0][1] >= 1.0:
+        intent, score = topical[0]
+        return IntentResult(intent, score, _reasons(tally, intent), ranked)
+    reasons = ("no topic phrase weighed enough: a general question",)
+    return IntentResult(Intent.GENERAL_QUESTION, topical[0][1] if topical else 0.0, reasons, ranked)
+
+
+def _ranked(tally: _Tally) -> tuple[tuple[Intent, float], ...]:
+    items = sorted(tally.scores.items(), key=lambda kv: (-kv[1], _PRIORITY.get(kv[0], 99)))
+    return tuple((intent, round(score, 2)) for intent, score in items)
+
+
+def _reasons(tally: _Tally, intent: Intent) -> tuple[str, ...]:
+    contributions = sorted(tally.why.get(intent, []), key=lambda item: -item[0])
+    return tuple(reason for _, reason in contributions[:6])
+
+
+def intent_phrases(entries: Iterable[tuple[str, str, str, float]]) -> tuple[Phrase, ...]:
+    """(intent, language, text, weight) rows → phrases; unknown intent names are the loader's job."""
+    return tuple(Phrase(text, intent, language, weight) for intent, language, text, weight in entries)

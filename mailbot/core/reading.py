@@ -1,0 +1,104 @@
+"""Everything the core reads out of one raw message, before any rule or store lookup.
+
+parse → automation → thread keys → orders → language → intent, each stage seeing what the
+earlier ones found. `read` never raises: a stage that fails is replaced by its safe answer and the
+failure is written into the mail's defects, so the message is still routed (or quarantined by
+the rules) instead of being lost. The safe answer for automation is "machine": when in doubt,
+do not reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from mailbot.core.automation import AutomationConfig, detect_automation
+from mailbot.core.conversation import thread_keys
+from mailbot.core.intent import IntentLexicon, classify_intent
+from mailbot.core.language import LanguageProfile, detect_language
+from mailbot.core.orders import OrderConfig, extract_orders
+from mailbot.core.parse import parse
+from mailbot.core.types import (
+    AutomationKind,
+    AutomationVerdict,
+    Identity,
+    InboundMail,
+    Intent,
+    IntentResult,
+    OrderExtraction,
+    Reading,
+    RejectedCandidate,
+    ThreadKeys,
+)
+
+
+@dataclass(frozen=True)
+class ReadingConfig:
+    """All supervisor-tunable reading data (rules/orders.toml and rules/lexicons/*.toml)."""
+
+    orders: OrderConfig
+    automation: AutomationConfig
+    intents: IntentLexicon
+    profiles: tuple[LanguageProfile, ...]
+    languages: tuple[str, ...]
+
+
+def _failed(stage: str, exc: Exception) -> str:
+    return f"{stage} failed: {type(exc).__name__}: {exc}"[:200]
+
+
+def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
+    """Read one message. Total: returns a Reading for any bytes."""
+    mail = parse(raw)
+    problems: list[str] = []
+
+    try:
+        automation = detect_automation(mail, identity, config.automation)
+    except Exception as exc:  # a bug here must not make us answer a robot
+        problems.append(_failed("automation check", exc))
+        automation = AutomationVerdict(
+            AutomationKind.AUTO_GENERATED, "automation check failed; treated as machine"
+        )
+    try:
+        keys = thread_keys(mail, identity)
+    except Exception as exc:
+        problems.append(_failed("thread keys", exc))
+        keys = ThreadKeys(our_message_ids=(), case_refs=())
+    try:
+        orders = extract_orders(mail, config.orders, thread=keys)
+    except Exception as exc:
+        problems.append(_failed("order extraction", exc))
+        orders = OrderExtraction(orders=())
+    try:
+        language = detect_language(language_text(mail), config.languages, config.profiles)
+    except Exception as exc:
+        problems.append(_failed("language detection", exc))
+        language = "en" if "en" in config.languages or not config.languages else config.languages[0]
+    try:
+        intent = classify_intent(mail, automation, keys, orders, language, config.intents)
+    except Exception as exc:
+        problems.append(_failed("intent", exc))
+        intent = IntentResult(Intent.GENERAL_QUESTION, 0.0, ("intent could not be decided",))
+
+    if intent.intent is Intent.SPAM and orders.orders:
+        # Numbers in spam are bait, not orders to act on.
+        orders = OrderExtraction(
+            orders=(),
+            rejected=(
+                *orders.rejected,
+                *(RejectedCandidate(o.number, o.source, "the mail is spam") for o in orders.orders),
+            ),
+        )
+    if problems:
+        mail = dataclasses.replace(mail, defects=(*mail.defects, *problems))
+    return Reading(
+        mail=mail, automation=automation, orders=orders, language=language, intent=intent, thread_keys=keys
+    )
+
+
+def language_text(mail: InboundMail) -> str:
+    """The sender's own words: new text, else (a bare forward, a bounce) what there is."""
+    for candidate in (mail.new_text, mail.text, mail.forwarded_text, mail.subject):
+        if sum(ch.isalpha() for ch in candidate) >= 3:
+            return candidate
+    return mail.subject

@@ -1,0 +1,1 @@
+"""Use cases that own the transactions: ingest, outbox, cases, rules administration."""

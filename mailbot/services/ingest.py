@@ -1,0 +1,518 @@
+"""Poll one mailbox: fetch what is new, decide, and apply each decision in one transaction.
+
+Exactly-once effect per message: the ledger row, the case, the events and the rendered reply are
+committed together, and the mailbox is touched (flag or move) only after that commit. If the
+process dies in between, the next poll finds the ledger row and only acknowledges the message.
+A message that cannot be read or applied is quarantined with the error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from mailbot.adapters.ports import MailSource, ReplyRenderer, SourceError
+from mailbot.core.conversation import case_ref_from_seed
+from mailbot.core.decide import decide, decision_summary
+from mailbot.core.reading import ReadingConfig, read
+from mailbot.core.replies import ReplyLimits, build_reply, plan_reply
+from mailbot.core.rules.schema import RuleSet
+from mailbot.core.types import Decision, Identity, Outcome, Reading, ThreadCandidates
+from mailbot.store import repo
+from mailbot.store.db import session_scope
+from mailbot.store.tables import Case, CaseMessage, MailRecord, OutboxItem
+
+log = logging.getLogger("mailbot.ingest")
+
+#: Environment variable naming a fault-injection point; used by the crash-safety tests to kill the
+#: process with SIGKILL at an exact place. Unset in production.
+CRASH_ENV = "MAILBOT_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Die here, hard, if the crash-safety tests asked for it."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RuleSource(Protocol):
+    def current(self) -> RuleSet: ...
+
+
+@dataclass(frozen=True)
+class MailboxInfo:
+    name: str
+    address: str
+    service: str
+
+
+@dataclass
+class Intake:
+    """What ingesting needs, assembled once by the entry point from settings."""
+
+    engine: Engine
+    identity: Identity
+    reading_config: ReadingConfig
+    rules: RuleSource
+    renderer: ReplyRenderer
+    mailboxes: dict[str, MailboxInfo]
+    limits: ReplyLimits = field(default_factory=ReplyLimits)
+    max_message_bytes: int = 25 * 1024 * 1024
+    from_name: str = "Trade Assurance Support"
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class PollReport:
+    mailbox: str
+    fetched: int = 0
+    routed: int = 0
+    ignored: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    cases_created: list[str] = field(default_factory=list)
+    replies_queued: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def poll_mailbox(intake: Intake, mailbox: str, source: MailSource, *, batch_size: int = 50) -> PollReport:
+    """Process everything new in one mailbox. Never raises for a mailbox problem: the report says it."""
+    report = PollReport(mailbox=mailbox)
+    try:
+        with source:
+            _poll(intake, mailbox, source, batch_size, report)
+    except SourceError as exc:
+        report.error = str(exc)
+    except OSError as exc:  # network trouble outside the adapter's own handling
+        report.error = f"{type(exc).__name__}: {exc}"
+    _record_poll(intake, mailbox, report)
+    if report.error:
+        log.error("mailbox %s failed: %s", mailbox, report.error)
+    return report
+
+
+def _record_poll(intake: Intake, mailbox: str, report: PollReport) -> None:
+    now = intake.clock()
+    with session_scope(intake.engine) as session:
+        cursor = repo.cursor_for(session, mailbox)
+        cursor.last_poll_at = now
+        if report.error:
+            cursor.last_error = report.error
+        else:
+            cursor.last_ok_at = now
+            cursor.last_error = ""
+        session.add(cursor)
+
+
+def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, report: PollReport) -> None:
+    uidvalidity = source.uidvalidity
+    with session_scope(intake.engine) as session:
+        cursor = repo.cursor_for(session, mailbox)
+        if cursor.uidvalidity != uidvalidity:
+            if cursor.uidvalidity:
+                repo.add_event(
+                    session,
+                    "uidvalidity_changed",
+                    f"{mailbox}: UIDVALIDITY changed from {cursor.uidvalidity} to {uidvalidity}; "
+                    "messages are fetched again and recognised by content hash",
+                )
+                log.warning(
+                    "mailbox %s: UIDVALIDITY changed %s -> %s", mailbox, cursor.uidvalidity, uidvalidity
+                )
+            cursor.uidvalidity = uidvalidity
+            cursor.last_uid = 0
+            session.add(cursor)
+        after_uid = cursor.last_uid
+        leftovers = repo.unacked_uids(session, mailbox, uidvalidity)
+    if leftovers:  # recorded by an earlier run that died before touching the mailbox
+        _acknowledge(intake, mailbox, uidvalidity, source, leftovers)
+
+    uids = source.new_uids(after_uid)
+    for batch in _chunks(uids, batch_size):
+        if intake.should_stop():
+            break
+        with Session(intake.engine) as session:
+            already = repo.known_uids(session, mailbox, uidvalidity, batch)
+        done: list[int] = [uid for uid in batch if uid in already]
+        todo = [uid for uid in batch if uid not in already]
+        for message in source.fetch(todo):
+            report.fetched += 1
+            _ingest_one(intake, mailbox, uidvalidity, message.uid, message.raw, report)
+            done.append(message.uid)
+            if intake.should_stop():
+                break
+        crash_point("after-ledger-commit")
+        _acknowledge(intake, mailbox, uidvalidity, source, done)
+
+
+def _acknowledge(intake: Intake, mailbox: str, uidvalidity: int, source: MailSource, uids: list[int]) -> None:
+    if not uids:
+        return
+    source.acknowledge(sorted(uids))
+    with session_scope(intake.engine) as session:
+        repo.mark_acked(session, mailbox, uidvalidity, uids, intake.clock())
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+# -- one message ------------------------------------------------------------------------------------
+
+
+def _ingest_one(
+    intake: Intake, mailbox: str, uidvalidity: int, uid: int, raw: bytes, report: PollReport
+) -> None:
+    try:
+        with session_scope(intake.engine) as session:
+            outcome = _apply(intake, session, mailbox, uidvalidity, uid, raw, report)
+    except Exception as exc:  # a bug or a poison message: keep it, say why, go on
+        log.exception("mailbox %s uid %s: quarantined after an error", mailbox, uid)
+        _quarantine(intake, mailbox, uidvalidity, uid, raw, exc)
+        report.quarantined += 1
+        return
+    if outcome is Outcome.ROUTED:
+        report.routed += 1
+    elif outcome is Outcome.IGNORED:
+        report.ignored += 1
+    else:
+        report.quarantined += 1
+
+
+def _quarantine(intake: Intake, mailbox: str, uidvalidity: int, uid: int, raw: bytes, exc: Exception) -> None:
+    import hashlib
+
+    error = f"{type(exc).__name__}: {exc}"
+    with session_scope(intake.engine) as session:
+        if repo.ledger_by_key(session, mailbox, uidvalidity, uid) is not None:
+            return
+        record = MailRecord(
+            mailbox=mailbox,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            raw=raw,
+            size=len(raw),
+            outcome=Outcome.QUARANTINED.value,
+            reason=f"processing failed: {error}"[:2000],
+            fetched_at=intake.clock(),
+        )
+        session.add(record)
+        session.flush()
+        repo.add_event(
+            session,
+            "quarantined",
+            f"{mailbox} UID {uid}: {error}"[:500],
+            mail_id=record.id,
+            detail={"traceback": traceback.format_exc(limit=8)},
+        )
+        _advance_cursor(session, mailbox, uid)
+
+
+def _advance_cursor(session: Session, mailbox: str, uid: int) -> None:
+    cursor = repo.cursor_for(session, mailbox)
+    if uid > cursor.last_uid:
+        cursor.last_uid = uid
+        session.add(cursor)
+
+
+def _apply(
+    intake: Intake, session: Session, mailbox: str, uidvalidity: int, uid: int, raw: bytes, report: PollReport
+) -> Outcome:
+    import hashlib
+
+    sha = hashlib.sha256(raw).hexdigest()
+    _advance_cursor(session, mailbox, uid)
+    record = MailRecord(
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        sha256=sha,
+        raw=raw,
+        size=len(raw),
+        outcome="",
+        fetched_at=intake.clock(),
+    )
+    earlier = repo.ledger_by_sha(session, mailbox, sha)
+    if earlier is not None:
+        report.duplicates += 1
+        return _close(
+            session,
+            record,
+            Outcome.IGNORED,
+            f"duplicate: same content as mail #{earlier.id} (UID {earlier.uid}, "
+            f"UIDVALIDITY {earlier.uidvalidity})",
+        )
+    if len(raw) > intake.max_message_bytes:
+        return _close(
+            session,
+            record,
+            Outcome.QUARANTINED,
+            f"message of {len(raw)} bytes exceeds the limit of {intake.max_message_bytes} bytes",
+        )
+
+    reading = read(raw, identity=intake.identity, config=intake.reading_config)
+    mail = reading.mail
+    record.message_id = mail.message_id
+    record.subject = mail.subject[:1000]
+    record.from_addr = mail.from_addr
+
+    if mail.message_id:
+        seen = repo.inbound_message_on_case(session, mail.message_id)
+        if seen is not None:
+            case = repo.case_by_id(session, seen.case_id)
+            ref = case.ref if case else "?"
+            report.duplicates += 1
+            return _close(
+                session,
+                record,
+                Outcome.IGNORED,
+                f"duplicate: Message-ID already on case {ref} (delivered to more than one mailbox)",
+                case_id=seen.case_id,
+            )
+
+    ruleset = intake.rules.current()
+    repo.remember_ruleset(session, ruleset.version, ruleset.file_texts())
+    now = intake.clock()
+    decision = decide(
+        reading,
+        mailbox=mailbox,
+        ruleset=ruleset,
+        identity=intake.identity,
+        candidates=_candidates(session, reading),
+        history=repo.sender_history(session, mail.from_addr, now),
+        limits=intake.limits,
+    )
+    summary = decision_summary(decision)
+    record.decision = summary
+    record.ruleset_version = decision.ruleset_version
+    if reading.automation.report is not None and reading.automation.report.permanent:
+        for address in reading.automation.report.recipients:
+            repo.suppress(session, address, f"hard bounce: {reading.automation.report.status or 'failed'}")
+
+    if decision.outcome is not Outcome.ROUTED:
+        case_id = _case_id(session, decision.thread.case_ref)
+        outcome = _close(session, record, decision.outcome, decision.reason, case_id=case_id)
+        repo.add_event(
+            session,
+            decision.outcome.value,
+            decision.reason,
+            case_id=case_id,
+            mail_id=record.id,
+            detail=summary,
+        )
+        return outcome
+
+    case, created = _case_for(session, intake, mailbox, reading, decision)
+    if created:
+        report.cases_created.append(case.ref)
+    _close(session, record, Outcome.ROUTED, decision.reason, case_id=case.id)
+    assert case.id is not None
+    session.add(
+        CaseMessage(
+            case_id=case.id,
+            direction="in",
+            message_id=mail.message_id,
+            mail_id=record.id,
+            from_addr=mail.from_addr or "",
+            subject=mail.subject[:1000],
+        )
+    )
+    repo.add_event(
+        session,
+        "routed",
+        ("opened case" if created else "joined case") + f" {case.ref}: {decision.reason}",
+        case_id=case.id,
+        mail_id=record.id,
+        detail=summary,
+    )
+    if decision.reply_template is not None and _queue_reply(
+        session, intake, mailbox, reading, decision, case, record
+    ):
+        report.replies_queued += 1
+    return Outcome.ROUTED
+
+
+def _close(
+    session: Session, record: MailRecord, outcome: Outcome, reason: str, *, case_id: int | None = None
+) -> Outcome:
+    record.outcome = outcome.value
+    record.reason = reason[:2000]
+    record.case_id = case_id
+    session.add(record)
+    session.flush()
+    return outcome
+
+
+def _case_id(session: Session, ref: str | None) -> int | None:
+    if ref is None:
+        return None
+    case = repo.case_by_ref(session, ref)
+    return case.id if case else None
+
+
+def _candidates(session: Session, reading: Reading) -> ThreadCandidates:
+    keys = reading.thread_keys
+    by_mid = repo.case_by_message_ids(session, keys.our_message_ids)
+    return ThreadCandidates(
+        by_message_id=repo.case_facts(session, by_mid) if by_mid else None,
+        by_ref=tuple(repo.case_facts(session, c) for c in repo.cases_by_refs(session, keys.case_refs)),
+        by_order=tuple(
+            repo.case_facts(session, c)
+            for c in repo.open_cases_by_orders(session, reading.mail.from_addr, reading.orders.numbers)
+        ),
+    )
+
+
+def _case_for(
+    session: Session, intake: Intake, mailbox: str, reading: Reading, decision: Decision
+) -> tuple[Case, bool]:
+    mail = reading.mail
+    if decision.thread.case_ref is not None:
+        case = repo.case_by_ref(session, decision.thread.case_ref)
+        if case is not None:
+            repo.add_orders(session, case, decision.orders.numbers)
+            case.updated_at = intake.clock()
+            if case.status not in repo.OPEN_STATUSES and not reading.automation.is_machine:
+                case.status = "open"
+                repo.add_event(session, "reopened", "buyer wrote again", case_id=case.id)
+            session.add(case)
+            return case, False
+    ref = _new_ref(session, mail.sha256 + mailbox)
+    actions = decision.actions
+    case = repo.add_case(
+        session,
+        Case(
+            ref=ref,
+            category=actions.category,
+            priority=actions.priority,
+            queue=actions.queue,
+            assignee=actions.assignee,
+            tags=list(actions.tags),
+            orders=list(decision.orders.numbers),
+            buyer=(mail.from_addr or "").lower(),
+            buyer_name=mail.from_name,
+            mailbox=mailbox,
+            language=decision.language,
+            subject=mail.subject[:1000],
+            created_at=intake.clock(),
+            updated_at=intake.clock(),
+        ),
+    )
+    return case, True
+
+
+def _new_ref(session: Session, seed: str) -> str:
+    for attempt in range(100):
+        ref = case_ref_from_seed(f"{seed}:{attempt}".encode())
+        if not repo.ref_exists(session, ref):
+            return ref
+    raise RuntimeError("could not find a free case reference")
+
+
+def _greeting_name(name: str) -> str:
+    """The sender's display name, unless it could carry someone's text into our reply (a link, an address)."""
+    lowered = name.lower()
+    if len(name) > 60 or any(mark in lowered for mark in ("@", "http", "www.", "://")):
+        return ""
+    return name.strip()
+
+
+def _queue_reply(
+    session: Session,
+    intake: Intake,
+    mailbox: str,
+    reading: Reading,
+    decision: Decision,
+    case: Case,
+    record: MailRecord,
+) -> bool:
+    info = intake.mailboxes[mailbox]
+    assert decision.reply_template is not None and case.id is not None
+    plan = plan_reply(
+        reading.mail,
+        mailbox_address=info.address,
+        case_ref=case.ref,
+        template=decision.reply_template,
+        language=decision.language,
+        identity=intake.identity,
+        seed=f"{mailbox}:{record.sha256}:{decision.reply_template}",
+    )
+    context: dict[str, object] = {
+        "case_ref": case.ref,
+        "orders": list(case.orders),
+        "order": case.orders[0] if case.orders else None,
+        "buyer_name": _greeting_name(reading.mail.from_name),
+        "service": info.service,
+        "mailbox_address": info.address,
+        "subject": reading.mail.subject,
+        "category": case.category,
+        "language": decision.language,
+    }
+    try:
+        rendered = intake.renderer.render(plan.template, plan.language, context)
+    except Exception as exc:  # a supervisor-edited template must never lose the buyer's mail
+        repo.add_event(
+            session,
+            "reply_failed",
+            f"reply template {plan.template!r} could not be rendered: {exc}",
+            case_id=case.id,
+            mail_id=record.id,
+        )
+        return False
+    raw = build_reply(
+        plan,
+        text=rendered.text,
+        html=rendered.html,
+        from_name=intake.from_name,
+        now=intake.clock(),
+        case_ref=case.ref,
+    )
+    item = OutboxItem(
+        case_id=case.id,
+        mail_id=record.id,
+        mailbox=mailbox,
+        message_id=plan.message_id,
+        mail_from=plan.from_addr,
+        rcpt_to=plan.to_addr.lower(),
+        template=plan.template,
+        language=rendered.language,
+        raw=raw,
+        next_attempt_at=intake.clock(),
+        created_at=intake.clock(),
+    )
+    session.add(item)
+    session.flush()
+    session.add(
+        CaseMessage(
+            case_id=case.id,
+            direction="out",
+            message_id=plan.message_id,
+            outbox_id=item.id,
+            from_addr=plan.from_addr,
+            subject=plan.subject,
+        )
+    )
+    repo.add_event(
+        session,
+        "reply_queued",
+        f"reply {plan.template} ({rendered.language}) to {plan.to_addr}",
+        case_id=case.id,
+        mail_id=record.id,
+    )
+    return True

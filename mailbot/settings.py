@@ -1,0 +1,318 @@
+"""Settings: one TOML file, plus secrets from the environment or a secrets directory.
+
+Secrets never live in the TOML file: a setting ending in `_secret` names a secret, which is read
+from the environment variable `MAILBOT_SECRET_<NAME>` (upper case, `-` and `.` become `_`) or from
+the file `<secrets_dir>/<name>`. Every problem is reported as one line naming the file and the key,
+because the people who edit this file are operators, not Python programmers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "MAILBOT_CONFIG"
+SECRET_ENV_PREFIX = "MAILBOT_SECRET_"  # noqa: S105 (a name prefix, not a secret)
+_FORBIDDEN_SECRET_KEYS = {"password", "token", "secret", "client_secret", "access_token"}
+
+
+class SettingsError(Exception):
+    """A configuration problem, already phrased as the one line an operator should read."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImapSettings(_Model):
+    host: str
+    port: int | None = None
+    username: str
+    password_secret: str = Field(description="name of the secret holding the password")
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    ca_file: str | None = None
+    folder: str = "INBOX"
+    processed_action: Literal["flag", "move"] = "flag"
+    move_to: str | None = None
+    sent_folder: str | None = "Sent"
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class MaildirSettings(_Model):
+    path: str
+
+
+class MailboxSettings(_Model):
+    address: str
+    service: str
+    source: Literal["imap", "maildir"] = "imap"
+    poll_interval_seconds: Annotated[int, Field(ge=5)] = 60
+    enabled: bool = True
+    imap: ImapSettings | None = None
+    maildir: MaildirSettings | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("must be an e-mail address")
+        return value.strip().lower()
+
+
+class SmtpSettings(_Model):
+    host: str
+    port: int | None = None
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    username: str | None = None
+    password_secret: str | None = None
+    ca_file: str | None = None
+    timeout: float = 30.0
+
+
+class OutboxSettings(_Model):
+    folder: str = "outbox"  # relative to data_dir; used when [smtp] is absent
+    sent_copies: Literal["imap", "folder", "none"] = "folder"
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+    backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
+    drain_interval_seconds: Annotated[int, Field(ge=1)] = 15
+
+
+class DatabaseSettings(_Model):
+    url: str = ""  # empty: SQLite file mailbot.db in data_dir
+
+
+class LimitsSettings(_Model):
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
+    replies_per_sender_per_hour: Annotated[int, Field(ge=0)] = 5
+    replies_per_sender_per_day: Annotated[int, Field(ge=0)] = 20
+
+
+class IdentitySettings(_Model):
+    message_id_domain: str = "mailbot.example.test"
+    case_tag: str = "Case"
+    from_name: str = "Trade Assurance Support"
+
+
+class _FileSettings(_Model):
+    data_dir: str = "var"
+    rules_dir: str = "rules"
+    templates_dir: str = "templates"
+    secrets_dir: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    identity: IdentitySettings = IdentitySettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mailboxes: dict[str, MailboxSettings]
+    smtp: SmtpSettings | None = None
+    outbox: OutboxSettings = OutboxSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings with every path made absolute and every secret resolved."""
+
+    source: Path
+    data_dir: Path
+    rules_dir: Path
+    templates_dir: Path
+    log_level: str
+    log_format: str
+    identity: IdentitySettings
+    database_url: str
+    mailboxes: dict[str, MailboxSettings]
+    smtp: SmtpSettings | None
+    outbox: OutboxSettings
+    limits: LimitsSettings
+    secrets: _Secrets
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / self.outbox.folder
+
+    @property
+    def sent_dir(self) -> Path:
+        return self.data_dir / "sent"
+
+    def maildir_path(self, mailbox: str) -> Path:
+        box = self.mailboxes[mailbox]
+        assert box.maildir is not None
+        return _resolve(self.source.parent, box.maildir.path)
+
+
+class _Secrets:
+    """Resolves secrets lazily; never part of any repr or log line."""
+
+    def __init__(self, secrets_dir: Path | None) -> None:
+        self._dir = secrets_dir
+
+    def __repr__(self) -> str:
+        return "<secrets hidden>"
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        return SECRET_ENV_PREFIX + name.upper().replace("-", "_").replace(".", "_")
+
+    def get(self, name: str, *, key: str) -> str:
+        env = self.env_name(name)
+        value = os.environ.get(env)
+        if value:
+            return value
+        if self._dir is not None:
+            path = self._dir / name
+            if path.is_file():
+                return path.read_text(encoding="utf-8").strip()
+        where = f" or the file {self._dir / name}" if self._dir is not None else ""
+        raise SettingsError(f"{key}: secret {name!r} is missing: set the environment variable {env}{where}")
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _location(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p in {"function-after"}))
+
+
+def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] | None = _FileSettings
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            if model is _FileSettings and loc[0] == "mailboxes":
+                model = MailboxSettings
+            continue
+        annotation = field.annotation
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        model = next((c for c in candidates if issubclass(c, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _explain(error: ValidationError, path: Path) -> str:
+    # An unknown key usually explains a "missing" one next to it (a typo), so report it first.
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = tuple(first["loc"])
+    key = _location(loc)
+    if first["type"] == "extra_forbidden":
+        name = str(loc[-1])
+        if name in _FORBIDDEN_SECRET_KEYS:
+            return (
+                f"{path}: {key}: secrets are never read from the config file; "
+                f'use {name}_secret = "<name>" and set {SECRET_ENV_PREFIX}<NAME> in the environment'
+            )
+        close = difflib.get_close_matches(name, _known_keys(loc), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{path}: {key}: unknown setting{hint}"
+    if first["type"] == "missing":
+        return f"{path}: {key}: required setting is missing"
+    return f"{path}: {key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def find_config(explicit: str | None) -> Path:
+    """`--config FILE`, else ./config.toml, else $MAILBOT_CONFIG."""
+    if explicit:
+        return Path(explicit)
+    default = Path(DEFAULT_CONFIG)
+    if default.exists():
+        return default
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return default
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate the TOML file; raise SettingsError with one clear line on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(
+            f"{path}: config file not found (copy config.example.toml to config.toml, "
+            f"or pass --config FILE, or set {CONFIG_ENV})"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        raw = _FileSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, path)) from None
+    return _finish(raw, path)
+
+
+def _finish(raw: _FileSettings, path: Path) -> Settings:
+    base = path.resolve().parent
+    if not raw.mailboxes:
+        raise SettingsError(f"{path}: mailboxes: at least one mailbox must be configured")
+    for name, box in raw.mailboxes.items():
+        key = f"mailboxes.{name}"
+        if box.source == "imap":
+            if box.imap is None:
+                raise SettingsError(f'{path}: {key}.imap: required when source = "imap"')
+            if box.imap.security == "plain" and not is_loopback(box.imap.host):
+                raise SettingsError(
+                    f'{path}: {key}.imap.security: "plain" is only allowed for a loopback host, '
+                    f"not {box.imap.host!r}"
+                )
+            if box.imap.processed_action == "move" and not box.imap.move_to:
+                raise SettingsError(f'{path}: {key}.imap.move_to: required when processed_action = "move"')
+        if box.source == "maildir" and box.maildir is None:
+            raise SettingsError(f'{path}: {key}.maildir: required when source = "maildir"')
+    if raw.smtp is not None and raw.smtp.security == "plain" and not is_loopback(raw.smtp.host):
+        raise SettingsError(f'{path}: smtp.security: "plain" is only allowed for a loopback host')
+    if raw.smtp is not None and raw.smtp.username and not raw.smtp.password_secret:
+        raise SettingsError(f"{path}: smtp.password_secret: required when smtp.username is set")
+    data_dir = _resolve(base, raw.data_dir)
+    secrets = _Secrets(_resolve(base, raw.secrets_dir) if raw.secrets_dir else None)
+    settings = Settings(
+        source=path.resolve(),
+        data_dir=data_dir,
+        rules_dir=_resolve(base, raw.rules_dir),
+        templates_dir=_resolve(base, raw.templates_dir),
+        log_level=raw.log_level,
+        log_format=raw.log_format,
+        identity=raw.identity,
+        database_url=raw.database.url or f"sqlite:///{data_dir / 'mailbot.db'}",
+        mailboxes=dict(raw.mailboxes),
+        smtp=raw.smtp,
+        outbox=raw.outbox,
+        limits=raw.limits,
+        secrets=secrets,
+    )
+    check_secrets(settings)
+    return settings
+
+
+def check_secrets(settings: Settings) -> None:
+    """Fail at start-up, not at the first poll, when a secret is missing."""
+    for name, box in settings.mailboxes.items():
+        if box.enabled and box.source == "imap" and box.imap is not None:
+            settings.secrets.get(box.imap.password_secret, key=f"mailboxes.{name}.imap.password_secret")
+    if settings.smtp is not None and settings.smtp.password_secret:
+        settings.secrets.get(settings.smtp.password_secret, key="smtp.password_secret")

@@ -1,0 +1,373 @@
+"""Every query the services run. Services own the transactions; this module only reads and writes rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, col, select
+
+from mailbot.core.types import CaseFacts, SenderHistory
+from mailbot.store.tables import (
+    Case,
+    CaseEvent,
+    CaseMessage,
+    CaseOrder,
+    MailboxCursor,
+    MailRecord,
+    OutboxItem,
+    RulesetVersion,
+    Suppression,
+)
+
+OPEN_STATUSES = ("open", "waiting")
+
+
+# -- ledger ---------------------------------------------------------------------------------------
+
+
+def cursor_for(session: Session, mailbox: str) -> MailboxCursor:
+    cursor = session.get(MailboxCursor, mailbox)
+    if cursor is None:
+        cursor = MailboxCursor(mailbox=mailbox)
+        session.add(cursor)
+        session.flush()
+    return cursor
+
+
+def ledger_by_key(session: Session, mailbox: str, uidvalidity: int, uid: int) -> MailRecord | None:
+    return session.exec(
+        select(MailRecord).where(
+            MailRecord.mailbox == mailbox, MailRecord.uidvalidity == uidvalidity, MailRecord.uid == uid
+        )
+    ).first()
+
+
+def ledger_by_sha(session: Session, mailbox: str, sha256: str) -> MailRecord | None:
+    return session.exec(
+        select(MailRecord)
+        .where(MailRecord.mailbox == mailbox, MailRecord.sha256 == sha256)
+        .order_by(col(MailRecord.id))
+    ).first()
+
+
+def known_uids(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:
+    if not uids:
+        return set()
+    rows = session.exec(
+        select(MailRecord.uid).where(
+            MailRecord.mailbox == mailbox,
+            MailRecord.uidvalidity == uidvalidity,
+            col(MailRecord.uid).in_(list(uids)),
+        )
+    ).all()
+    return set(rows)
+
+
+def unacked_uids(session: Session, mailbox: str, uidvalidity: int) -> list[int]:
+    return list(
+        session.exec(
+            select(MailRecord.uid)
+            .where(
+                MailRecord.mailbox == mailbox,
+                MailRecord.uidvalidity == uidvalidity,
+                col(MailRecord.acked_at).is_(None),
+            )
+            .order_by(col(MailRecord.uid))
+        ).all()
+    )
+
+
+def mark_acked(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int], now: datetime) -> None:
+    for record in session.exec(
+        select(MailRecord).where(
+            MailRecord.mailbox == mailbox,
+            MailRecord.uidvalidity == uidvalidity,
+            col(MailRecord.uid).in_(list(uids)),
+        )
+    ):
+        record.acked_at = now
+        session.add(record)
+
+
+def mail_by_id(session: Session, mail_id: int) -> MailRecord | None:
+    return session.get(MailRecord, mail_id)
+
+
+def mails_since(session: Session, since: datetime) -> list[MailRecord]:
+    return list(
+        session.exec(
+            select(MailRecord).where(MailRecord.fetched_at >= since).order_by(col(MailRecord.id))
+        ).all()
+    )
+
+
+def decisions_since(session: Session, since: datetime) -> list[tuple[int, dict[str, Any]]]:
+    rows = session.exec(
+        select(MailRecord.id, MailRecord.decision)
+        .where(MailRecord.fetched_at >= since)
+        .order_by(col(MailRecord.id))
+    ).all()
+    return [(int(mail_id), dict(decision)) for mail_id, decision in rows if mail_id is not None]
+
+
+def outcome_counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(MailRecord.outcome, func.count()).group_by(MailRecord.outcome)).all()
+    return {outcome: int(count) for outcome, count in rows}
+
+
+# -- cases ----------------------------------------------------------------------------------------
+
+
+def case_facts(session: Session, case: Case) -> CaseFacts:
+    return CaseFacts(
+        ref=case.ref, buyer=case.buyer, status=case.status, orders=tuple(case.orders), mailbox=case.mailbox
+    )
+
+
+def case_by_ref(session: Session, ref: str) -> Case | None:
+    return session.exec(select(Case).where(Case.ref == ref.upper())).first()
+
+
+def case_by_id(session: Session, case_id: int) -> Case | None:
+    return session.get(Case, case_id)
+
+
+def ref_exists(session: Session, ref: str) -> bool:
+    return session.exec(select(Case.id).where(Case.ref == ref)).first() is not None
+
+
+def case_by_message_ids(session: Session, message_ids: Iterable[str]) -> Case | None:
+    ids = list(message_ids)
+    if not ids:
+        return None
+    return session.exec(
+        select(Case)
+        .join(CaseMessage, col(CaseMessage.case_id) == col(Case.id))
+        .where(col(CaseMessage.message_id).in_(ids))
+        .order_by(col(CaseMessage.id).desc())
+    ).first()
+
+
+def cases_by_refs(session: Session, refs: Iterable[str]) -> list[Case]:
+    wanted = [r.upper() for r in refs]
+    if not wanted:
+        return []
+    found = {c.ref: c for c in session.exec(select(Case).where(col(Case.ref).in_(wanted))).all()}
+    return [found[r] for r in wanted if r in found]
+
+
+def open_cases_by_orders(session: Session, buyer: str | None, orders: Iterable[str]) -> list[Case]:
+    numbers = list(orders)
+    if not numbers or buyer is None:
+        return []
+    return list(
+        session.exec(
+            select(Case)
+            .join(CaseOrder, col(CaseOrder.case_id) == col(Case.id))
+            .where(
+                col(CaseOrder.number).in_(numbers),
+                Case.buyer == buyer.lower(),
+                col(Case.status).in_(OPEN_STATUSES),
+            )
+            .order_by(col(Case.updated_at).desc())
+        )
+        .unique()
+        .all()
+    )
+
+
+def add_case(session: Session, case: Case) -> Case:
+    session.add(case)
+    session.flush()
+    assert case.id is not None
+    for number in case.orders:
+        session.add(CaseOrder(case_id=case.id, number=number))
+    return case
+
+
+def add_orders(session: Session, case: Case, numbers: Iterable[str]) -> None:
+    assert case.id is not None
+    new = [n for n in numbers if n not in case.orders]
+    if not new:
+        return
+    case.orders = [*case.orders, *new]
+    session.add(case)
+    for number in new:
+        session.add(CaseOrder(case_id=case.id, number=number))
+
+
+def inbound_message_on_case(session: Session, message_id: str) -> CaseMessage | None:
+    return session.exec(
+        select(CaseMessage).where(CaseMessage.message_id == message_id, CaseMessage.direction == "in")
+    ).first()
+
+
+def list_cases(
+    session: Session, *, status: str | None = None, category: str | None = None, limit: int = 200
+) -> list[Case]:
+    query = select(Case)
+    if status:
+        query = query.where(Case.status == status)
+    if category:
+        query = query.where(Case.category == category)
+    return list(session.exec(query.order_by(col(Case.created_at).desc(), col(Case.id).desc()).limit(limit)))
+
+
+def case_messages(session: Session, case_id: int) -> list[CaseMessage]:
+    return list(
+        session.exec(select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(col(CaseMessage.id)))
+    )
+
+
+def case_events(session: Session, case_id: int) -> list[CaseEvent]:
+    return list(
+        session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id)))
+    )
+
+
+def case_outbox(session: Session, case_id: int) -> list[OutboxItem]:
+    return list(
+        session.exec(select(OutboxItem).where(OutboxItem.case_id == case_id).order_by(col(OutboxItem.id)))
+    )
+
+
+# -- loop policy facts ----------------------------------------------------------------------------
+
+
+def sender_history(session: Session, address: str | None, now: datetime) -> SenderHistory:
+    if address is None:
+        return SenderHistory()
+    address = address.lower()
+    hour = session.exec(
+        select(func.count())
+        .select_from(OutboxItem)
+        .where(OutboxItem.rcpt_to == address, OutboxItem.created_at >= now - timedelta(hours=1))
+    ).one()
+    day = session.exec(
+        select(func.count())
+        .select_from(OutboxItem)
+        .where(OutboxItem.rcpt_to == address, OutboxItem.created_at >= now - timedelta(days=1))
+    ).one()
+    bounced = session.get(Suppression, address) is not None
+    return SenderHistory(replies_last_hour=int(hour), replies_last_day=int(day), hard_bounced=bounced)
+
+
+def suppress(session: Session, address: str, reason: str) -> None:
+    address = address.lower()
+    if session.get(Suppression, address) is None:
+        session.add(Suppression(address=address, reason=reason))
+
+
+def outbox_by_message_id(session: Session, message_id: str) -> OutboxItem | None:
+    return session.exec(select(OutboxItem).where(OutboxItem.message_id == message_id)).first()
+
+
+# -- outbox ---------------------------------------------------------------------------------------
+
+
+def due_outbox(session: Session, now: datetime, limit: int) -> list[OutboxItem]:
+    return list(
+        session.exec(
+            select(OutboxItem)
+            .where(col(OutboxItem.status).in_(("pending", "sending")), OutboxItem.next_attempt_at <= now)
+            .order_by(col(OutboxItem.id))
+            .limit(limit)
+        )
+    )
+
+
+def claim_outbox(session: Session, item_id: int) -> bool:
+    """Atomically move a reply from pending to sending; False when another drain got there first."""
+    result = session.execute(
+        update(OutboxItem)
+        .where(col(OutboxItem.id) == item_id, col(OutboxItem.status) == "pending")
+        .values(status="sending", attempts=OutboxItem.attempts + 1)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all()
+    return {status: int(count) for status, count in rows}
+
+
+def outbox_item(session: Session, item_id: int) -> OutboxItem | None:
+    return session.get(OutboxItem, item_id)
+
+
+# -- events, rule sets, health ----------------------------------------------------------------------
+
+
+def add_event(
+    session: Session,
+    kind: str,
+    summary: str,
+    *,
+    case_id: int | None = None,
+    mail_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(CaseEvent(kind=kind, summary=summary, case_id=case_id, mail_id=mail_id, detail=detail or {}))
+
+
+def remember_ruleset(session: Session, version: str, files: dict[str, Any]) -> None:
+    if version and session.get(RulesetVersion, version) is None:
+        session.add(RulesetVersion(version=version, files=files))
+
+
+def cursors(session: Session) -> list[MailboxCursor]:
+    return list(session.exec(select(MailboxCursor).order_by(col(MailboxCursor.mailbox))))
+
+
+def search_cases(session: Session, text: str, limit: int = 50) -> list[Case]:
+    like = f"%{text}%"
+    return list(
+        session.exec(
+            select(Case)
+            .outerjoin(CaseOrder, col(CaseOrder.case_id) == col(Case.id))
+            .where(
+                or_(col(Case.ref) == text.upper(), col(CaseOrder.number) == text, col(Case.buyer).like(like))
+            )
+            .order_by(col(Case.created_at).desc())
+            .limit(limit)
+        ).unique()
+    )
+
+
+# -- rules administration -------------------------------------------------------------------------
+
+
+def mail_ids_since(session: Session, since: datetime, mailbox: str | None = None) -> list[int]:
+    """Ledger ids of mail fetched since `since`, oldest first; a replay loads each one in turn."""
+    query = select(MailRecord.id).where(MailRecord.fetched_at >= since)
+    if mailbox is not None:
+        query = query.where(MailRecord.mailbox == mailbox)
+    return [int(mail_id) for mail_id in session.exec(query.order_by(col(MailRecord.id))).all() if mail_id]
+
+
+def decided_mail_since(
+    session: Session, since: datetime
+) -> list[tuple[int, datetime, str, str | None, str, dict[str, Any]]]:
+    """(id, fetched_at, mailbox, from, subject, decision) of mail fetched since `since`, without the bytes."""
+    from sqlalchemy import select as select_columns  # sqlmodel's `select` types at most four columns
+
+    rows = session.execute(
+        select_columns(
+            col(MailRecord.id),
+            col(MailRecord.fetched_at),
+            col(MailRecord.mailbox),
+            col(MailRecord.from_addr),
+            col(MailRecord.subject),
+            col(MailRecord.decision),
+        )
+        .where(col(MailRecord.fetched_at) >= since)
+        .order_by(col(MailRecord.id))
+    ).all()
+    return [
+        (int(mail_id), fetched_at, mailbox, from_addr, subject, dict(decision))
+        for mail_id, fetched_at, mailbox, from_addr, subject, decision in rows
+        if mail_id is not None
+    ]

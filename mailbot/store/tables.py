@@ -1,0 +1,165 @@
+"""The tables: ledger, cases, case messages, events, outbox, cursors, rule-set versions, suppressions.
+
+The ledger (`MailRecord`) is the heart of exactly-once processing: a row keyed by
+(mailbox, UIDVALIDITY, UID) and the SHA-256 of the raw bytes is written in the same transaction as
+everything the message causes, and it keeps the raw bytes so any message can be replayed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MailRecord(SQLModel, table=True):
+    """One fetched message and what became of it (routed, ignored with a reason, quarantined)."""
+
+    __tablename__ = "mail"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_mail_mailbox_uid"),
+        Index("ix_mail_mailbox_sha256", "mailbox", "sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=64)
+    # IMAP allows values up to 2**32 - 1: wider than PostgreSQL's INTEGER.
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(max_length=64)
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    from_addr: str | None = Field(default=None, max_length=320)
+    fetched_at: datetime = Field(default_factory=utcnow, index=True)
+    outcome: str = Field(max_length=16, index=True)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    ruleset_version: str = Field(default="", max_length=64)
+    decision: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    acked_at: datetime | None = Field(default=None)
+
+
+class Case(SQLModel, table=True):
+    """A buyer's request as staff see it, with a short public reference quoted in every reply."""
+
+    __tablename__ = "case"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(max_length=16, unique=True)
+    category: str = Field(max_length=64, index=True)
+    status: str = Field(default="open", max_length=16, index=True)
+    priority: str = Field(default="normal", max_length=16)
+    queue: str | None = Field(default=None, max_length=64)
+    assignee: str | None = Field(default=None, max_length=128)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    orders: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    buyer: str = Field(max_length=320, index=True)
+    buyer_name: str = Field(default="", max_length=320)
+    mailbox: str = Field(max_length=64, index=True)
+    language: str = Field(default="en", max_length=8)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CaseOrder(SQLModel, table=True):
+    """Order numbers of a case, one row each, so a follow-up can be found by order number."""
+
+    __tablename__ = "case_order"
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True)
+    number: str = Field(max_length=32, primary_key=True, index=True)
+
+
+class CaseMessage(SQLModel, table=True):
+    """A message on a case: inbound (from the ledger) or outbound (a reply in the outbox)."""
+
+    __tablename__ = "case_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    direction: str = Field(max_length=8)  # in | out
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    mail_id: int | None = Field(default=None, foreign_key="mail.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    from_addr: str = Field(default="", max_length=320)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CaseEvent(SQLModel, table=True):
+    """The audit trail: every decision (with its trace) and every staff or system action."""
+
+    __tablename__ = "case_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    mail_id: int | None = Field(default=None, foreign_key="mail.id", index=True)
+    kind: str = Field(max_length=32, index=True)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class OutboxItem(SQLModel, table=True):
+    """A rendered reply waiting to be sent; sending is a separate drain with retries."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    mail_id: int | None = Field(default=None, foreign_key="mail.id")
+    mailbox: str = Field(max_length=64)
+    message_id: str = Field(max_length=998, unique=True)
+    mail_from: str = Field(max_length=320)
+    rcpt_to: str = Field(max_length=320, index=True)
+    template: str = Field(max_length=128)
+    language: str = Field(max_length=8)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|sending|sent|failed|uncertain
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    sent_at: datetime | None = None
+
+
+class MailboxCursor(SQLModel, table=True):
+    """Where polling of a mailbox stands, and how its last poll went (for health)."""
+
+    __tablename__ = "mailbox_cursor"
+
+    mailbox: str = Field(primary_key=True, max_length=64)
+    uidvalidity: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    last_poll_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class RulesetVersion(SQLModel, table=True):
+    """Every rule set that has made decisions, by content hash."""
+
+    __tablename__ = "ruleset_version"
+
+    version: str = Field(primary_key=True, max_length=64)
+    first_used_at: datetime = Field(default_factory=utcnow)
+    files: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """An address we never write to again (a reply to it bounced permanently)."""
+
+    __tablename__ = "suppression"
+
+    address: str = Field(primary_key=True, max_length=320)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)

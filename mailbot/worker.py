@@ -1,0 +1,104 @@
+"""The long-running worker: one scheduled job per mailbox and one for the outbox.
+
+APScheduler 3 runs each job in its own thread with `max_instances=1` and `coalesce=True`, so a slow
+mailbox never overlaps itself and never blocks the other. SIGTERM/SIGINT set a flag the services
+check between messages: the message in hand is finished and committed, then the worker exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from mailbot.runtime import Runtime
+
+log = logging.getLogger("mailbot.worker")
+
+
+class Worker:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.stopping = threading.Event()
+        self._draining = threading.Lock()  # the poll jobs and the outbox job may both want to drain
+        runtime.intake.should_stop = self.stopping.is_set
+        self.scheduler = BlockingScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        )
+
+    def _poll_job(self, mailbox: str) -> None:
+        if self.stopping.is_set():
+            return
+        report = self.runtime.poll(mailbox)
+        if report.ok and report.fetched:
+            log.info(
+                "mailbox %s: %d fetched, %d routed, %d ignored, %d quarantined, %d new cases",
+                mailbox,
+                report.fetched,
+                report.routed,
+                report.ignored,
+                report.quarantined,
+                len(report.cases_created),
+            )
+        if report.replies_queued and not self.stopping.is_set():
+            self._drain_job()
+
+    def _drain_job(self) -> None:
+        if self.stopping.is_set() or not self._draining.acquire(blocking=False):
+            return  # a drain is already running; it will pick these replies up
+        try:
+            report = self.runtime.drain()
+        finally:
+            self._draining.release()
+        if report.sent or report.failed or report.uncertain:
+            log.info(
+                "outbox: %d sent, %d retried, %d failed, %d uncertain",
+                report.sent,
+                report.retried,
+                report.failed,
+                report.uncertain,
+            )
+
+    def _signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing the message in hand, then stopping", signal.Signals(signum).name)
+        self.stopping.set()
+        # wait=True lets a running job finish its current message (it checks `stopping`).
+        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+    def run(self) -> None:
+        settings = self.runtime.settings
+        for name in self.runtime.enabled_mailboxes():
+            interval = settings.mailboxes[name].poll_interval_seconds
+            self.scheduler.add_job(
+                self._poll_job,
+                "interval",
+                args=[name],
+                seconds=interval,
+                id=f"poll:{name}",
+                name=f"poll {name}",
+                next_run_time=_now(),
+            )
+        self.scheduler.add_job(
+            self._drain_job,
+            "interval",
+            seconds=settings.outbox.drain_interval_seconds,
+            id="outbox",
+            name="outbox drain",
+            next_run_time=_now(),
+        )
+        self.scheduler.add_job(
+            self.runtime.rules.current, "interval", seconds=5, id="rules", name="rules reload"
+        )
+        signal.signal(signal.SIGTERM, self._signal)
+        signal.signal(signal.SIGINT, self._signal)
+        log.info("worker started: mailboxes %s", ", ".join(self.runtime.enabled_mailboxes()))
+        self.scheduler.start()
+        log.info("worker stopped")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Tests of the I/O adapters, against real servers where there is I/O."""

@@ -1,0 +1,197 @@
+"""detect_automation: the loop-safety policy. Anything a machine wrote is recognised, with the reason."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailbot.adapters.lexicons import load_reading_config
+from mailbot.core.automation import detect_automation
+from mailbot.core.parse import parse
+from mailbot.core.types import AutomationKind, Identity, InboundMail
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+CONFIG = load_reading_config(RULES).automation
+EML = Path(__file__).resolve().parents[1] / "eml"
+US = Identity(
+    addresses=frozenset({"ta-pm@support.example.test", "ta-inspection@support.example.test"}),
+    message_id_domain="mailbot.example.test",
+)
+
+
+def mail(
+    headers: dict[str, str] | None = None,
+    body: str = "Please cancel the inspection for order 162534987612345.",
+    subject: str = "Cancel inspection",
+    sender: str = "Buyer <buyer@shop.example>",
+) -> InboundMail:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "ta-pm@support.example.test"
+    message["Subject"] = subject
+    headers = {"Message-ID": "<m1@shop.example>", **(headers or {})}
+    for name, value in headers.items():
+        message[name] = value
+    message.set_content(body)
+    return parse(message.as_bytes())
+
+
+def kind_of(m: InboundMail) -> AutomationKind:
+    return detect_automation(m, US, CONFIG).kind
+
+
+def from_file(name: str) -> InboundMail:
+    return parse((EML / name).read_bytes())
+
+
+def test_a_plain_buyer_mail_is_human() -> None:
+    verdict = detect_automation(mail(), US, CONFIG)
+    assert verdict.kind is AutomationKind.HUMAN
+    assert not verdict.is_machine
+
+
+def test_auto_submitted_no_means_a_person() -> None:
+    assert kind_of(from_file("automation-human-autosubmitted-no.eml")) is AutomationKind.HUMAN
+
+
+@pytest.mark.parametrize(
+    ("headers", "kind", "reason"),
+    [
+        ({"Auto-Submitted": "auto-replied"}, AutomationKind.AUTO_REPLY, "Auto-Submitted: auto-replied"),
+        (
+            {"Auto-Submitted": "auto-generated"},
+            AutomationKind.AUTO_GENERATED,
+            "Auto-Submitted: auto-generated",
+        ),
+        ({"Auto-Submitted": "auto-notified"}, AutomationKind.AUTO_GENERATED, "Auto-Submitted: auto-notified"),
+        ({"X-Autoreply": "yes"}, AutomationKind.AUTO_REPLY, "X-Autoreply: yes"),
+        ({"Precedence": "bulk"}, AutomationKind.AUTO_GENERATED, "Precedence: bulk"),
+        ({"Precedence": "junk"}, AutomationKind.AUTO_GENERATED, "Precedence: junk"),
+        ({"Precedence": "list"}, AutomationKind.LIST, "Precedence: list"),
+        ({"List-Id": "<news.shop.example>"}, AutomationKind.LIST, "List-Id"),
+        ({"List-Unsubscribe": "<https://shop.example/u>"}, AutomationKind.LIST, "List-Unsubscribe"),
+        ({"X-Auto-Response-Suppress": "All"}, AutomationKind.AUTO_GENERATED, "X-Auto-Response-Suppress: All"),
+        ({"Return-Path": "<>"}, AutomationKind.AUTO_GENERATED, "Return-Path: <>"),
+    ],
+)
+def test_machine_headers_are_recognised_and_named(
+    headers: dict[str, str], kind: AutomationKind, reason: str
+) -> None:
+    verdict = detect_automation(mail(headers), US, CONFIG)
+    assert verdict.kind is kind
+    assert reason in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "noreply@portal.example",
+        "no-reply@erp.example",
+        "do-not-reply@shop.example",
+        "donotreply@shop.example",
+    ],
+)
+def test_noreply_senders_are_never_answered(sender: str) -> None:
+    assert kind_of(mail(sender=sender)) is AutomationKind.NOREPLY
+
+
+@pytest.mark.parametrize("sender", ["MAILER-DAEMON@mx.example", "postmaster@mx.example"])
+def test_mail_system_senders_are_machines(sender: str) -> None:
+    assert kind_of(mail(sender=sender, body="Hello")) is AutomationKind.NOREPLY
+
+
+def test_our_own_address_is_a_loop() -> None:
+    verdict = detect_automation(from_file("automation-own-loop.eml"), US, CONFIG)
+    assert verdict.kind is AutomationKind.OWN
+    assert "ta-pm@support.example.test" in verdict.reason
+
+
+def test_our_own_message_id_is_a_loop() -> None:
+    verdict = detect_automation(mail({"Message-ID": "<x@mailbot.example.test>"}), US, CONFIG)
+    assert verdict.kind is AutomationKind.OWN
+
+
+def test_a_reply_to_our_message_is_not_a_loop() -> None:
+    assert kind_of(mail({"In-Reply-To": "<20260101T000000.aa@mailbot.example.test>"})) is AutomationKind.HUMAN
+
+
+def test_delivery_status_report_is_a_bounce_with_its_report() -> None:
+    verdict = detect_automation(from_file("parse-dsn.eml"), US, CONFIG)
+    assert verdict.kind is AutomationKind.BOUNCE
+    assert verdict.report is not None
+    assert verdict.report.original_message_id == "20260306T095955.aa11bb22cc33@mailbot.example.test"
+    assert verdict.report.recipients == ("nobody@buyer-shop.example",)
+    assert verdict.report.status == "5.1.1"
+
+
+def test_old_plain_text_bounce_is_a_bounce() -> None:
+    verdict = detect_automation(from_file("parse-qmail-bounce.eml"), US, CONFIG)
+    assert verdict.kind is AutomationKind.BOUNCE
+    assert verdict.report is not None and verdict.report.recipients[0] == "li.wei@buyer-shop.example"
+
+
+def test_bounce_subject_with_a_null_sender_is_a_bounce() -> None:
+    m = mail(
+        {"Return-Path": "<>"}, subject="Undeliverable: [Case #K7Q2XZ] order", sender="System <sys@mx.example>"
+    )
+    assert kind_of(m) is AutomationKind.BOUNCE
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Automatic reply: [Case #MCPBNR] Next step",
+        "Out of Office: order question",
+        "Réponse automatique : [Case #2PJQ8K] Report concern",
+        "Abwesenheitsnotiz: Bestellung",
+        "Respuesta automática: pedido",
+        "自动回复：[Case #TMRDHC] Report concern",
+        "Автоответ: заказ",
+        "Otomatik yanıt: sipariş",
+        "Trả lời tự động: đơn hàng",
+        "Balasan otomatis: pesanan",
+        "رد تلقائي: الطلب",
+        "AUTO: Smith, John is out of the office. (returning 05/01/2010)",
+    ],
+)
+def test_out_of_office_subjects_in_many_languages_are_auto_replies(subject: str) -> None:
+    verdict = detect_automation(mail(subject=subject, body="I am away."), US, CONFIG)
+    assert verdict.kind is AutomationKind.AUTO_REPLY
+    assert "out-of-office subject" in verdict.reason
+
+
+def test_out_of_office_body_alone_is_an_auto_reply_when_it_answers_something() -> None:
+    verdict = detect_automation(from_file("automation-ooo-body-only.eml"), US, CONFIG)
+    assert verdict.kind is AutomationKind.AUTO_REPLY
+    assert "limited access" in verdict.reason
+
+
+def test_a_buyer_mentioning_a_holiday_in_a_real_request_is_human() -> None:
+    body = (
+        "I will be on vacation from next week, so please cancel the production monitoring for order "
+        "162534987612345 before then and confirm by email. The supplier has agreed and the goods ship later. "
+        * 4
+    )
+    assert kind_of(mail(body=body, subject="Cancel monitoring")) is AutomationKind.HUMAN
+
+
+def test_auto_generated_mail_with_an_out_of_office_subject_is_an_auto_reply() -> None:
+    m = mail({"Auto-Submitted": "auto-generated"}, subject="Out of Office: [Case #6VUPA3] Next step")
+    assert kind_of(m) is AutomationKind.AUTO_REPLY
+
+
+def test_list_mail_from_a_noreply_erp_keeps_its_reason() -> None:
+    verdict = detect_automation(from_file("automation-noreply-erp.eml"), US, CONFIG)
+    assert verdict.kind is AutomationKind.NOREPLY
+    assert "no-reply@erp.tanaka-sangyo.example" in verdict.reason
+
+
+def test_read_receipt_is_a_machine_message() -> None:
+    raw = (
+        b"From: buyer@shop.example\nSubject: Read: order\nContent-Type: multipart/report; "
+        b'report-type=disposition-notification; boundary="r"\n\n'
+        b"--r\nContent-Type: text/plain\n\nRead.\n--r--\n"
+    )
+    assert kind_of(parse(raw)) is AutomationKind.AUTO_GENERATED

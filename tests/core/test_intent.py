@@ -1,0 +1,197 @@
+"""classify_intent: machines first, then our case threads, then the lexicons' phrases decide the topic."""
+
+from __future__ import annotations
+
+import dataclasses
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailbot.adapters.lexicons import load_reading_config
+from mailbot.core.automation import detect_automation
+from mailbot.core.conversation import thread_keys
+from mailbot.core.intent import IntentLexicon, classify_intent
+from mailbot.core.orders import extract_orders
+from mailbot.core.parse import parse
+from mailbot.core.phrases import Phrase
+from mailbot.core.types import (
+    AutomationKind,
+    AutomationVerdict,
+    Identity,
+    InboundMail,
+    Intent,
+    IntentResult,
+    OrderExtraction,
+    ThreadKeys,
+)
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+CONFIG = load_reading_config(RULES)
+EML = Path(__file__).resolve().parents[1] / "eml"
+US = Identity(addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test")
+HUMAN = AutomationVerdict(AutomationKind.HUMAN, "no sign of automation")
+NO_KEYS = ThreadKeys(our_message_ids=(), case_refs=())
+
+
+def mail(body: str, subject: str = "Hello", headers: dict[str, str] | None = None) -> InboundMail:
+    message = EmailMessage()
+    message["From"] = "buyer@shop.example"
+    message["To"] = "ta-pm@support.example.test"
+    message["Subject"] = subject
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    return parse(message.as_bytes())
+
+
+def classify(m: InboundMail, lexicon: IntentLexicon | None = None) -> IntentResult:
+    automation = detect_automation(m, US, CONFIG.automation)
+    keys = thread_keys(m, US)
+    orders = extract_orders(m, CONFIG.orders, thread=keys)
+    return classify_intent(m, automation, keys, orders, "en", lexicon or CONFIG.intents)
+
+
+@pytest.mark.parametrize(
+    ("intent", "subject", "body"),
+    [
+        (
+            Intent.CANCELLATION,
+            "Stop inspection",
+            "Please cancel production monitoring for our order, thank you.",
+        ),
+        (
+            Intent.CANCELLATION,
+            "Cancelar servicio",
+            "Necesito cancelar el servicio de monitoreo para el pedido.",
+        ),
+        (Intent.CANCELLATION, "取消验货", "请帮我取消订单的验货，我们已经和供应商取消了这个订单。"),
+        (Intent.CANCELLATION, "Отмена", "Отмените, пожалуйста, мониторинг производства по заказу."),
+        (
+            Intent.REPORT_DISPUTE,
+            "Report",
+            "The report says 1,125 pcs but I ordered 1,500. The report is wrong.",
+        ),
+        (
+            Intent.REPORT_DISPUTE,
+            "Problème rapport",
+            "Les photos sont floues et l'emballage n'est pas conforme à la PI.",
+        ),
+        (Intent.REPORT_DISPUTE, "Bericht fehlerhaft", "Im Bericht stimmen die Angaben zur Verpackung nicht."),
+        (
+            Intent.STATUS_INQUIRY,
+            "Status?",
+            "Can you give me an update on production? I haven't heard anything.",
+        ),
+        (
+            Intent.STATUS_INQUIRY,
+            "Report",
+            "When will the report for our order be available? The check was Monday.",
+        ),
+        (Intent.STATUS_INQUIRY, "Статус", "Подскажите, как идёт производство по заказу? Информации нет."),
+        (
+            Intent.ADD_SERVICE,
+            "Add inspection",
+            "We want to add Production Monitoring for this order. Supplier agreed.",
+        ),
+        (
+            Intent.ADD_SERVICE,
+            "Denetim",
+            "Sipariş için üretim takibi eklemek istiyoruz. Tedarikçi kabul etti.",
+        ),
+        (Intent.PAYMENT_QUESTION, "UnionPay?", "Do you accept UnionPay, or only Visa/MasterCard?"),
+        (
+            Intent.PAYMENT_QUESTION,
+            "Receipt",
+            "Where can I download the receipt for the inspection fee I paid?",
+        ),
+        (
+            Intent.GENERAL_QUESTION,
+            "What do you check?",
+            "Does the inspector check the packaging or only the quantity?",
+        ),
+        (Intent.GENERAL_QUESTION, "Hello", "Please find the documents attached."),
+        (
+            Intent.SPAM,
+            "Buyer News",
+            "5 tips for your trip. Read more: https://x.example\nUnsubscribe: https://x.example/u",
+        ),
+        (
+            Intent.SPAM,
+            "Mailbox full",
+            "Dear user, click below to increase your storage for free. IT Service Desk",
+        ),
+    ],
+)
+def test_topic_comes_from_lexicon_phrases(intent: Intent, subject: str, body: str) -> None:
+    assert classify(mail(body, subject)).intent is intent
+
+
+def test_reasons_name_the_phrases_that_counted() -> None:
+    result = classify(mail("Please cancel the inspection.", "Cancel"))
+    assert result.intent is Intent.CANCELLATION
+    assert any("'cancel*' (en) in the subject" in r for r in result.reasons)
+    assert result.scores[0][0] is Intent.CANCELLATION
+
+
+def test_a_reply_in_our_case_thread_is_a_follow_up_whatever_the_topic() -> None:
+    m = mail("Please cancel it, the report is wrong.", headers={"In-Reply-To": "<a.b@mailbot.example.test>"})
+    result = classify(m)
+    assert result.intent is Intent.FOLLOW_UP
+    assert "a.b@mailbot.example.test" in result.reasons[0]
+
+
+def test_a_mangled_case_token_in_the_subject_makes_a_follow_up() -> None:
+    result = classify(parse((EML / "intent-followup-mangled-ref.eml").read_bytes()))
+    assert result.intent is Intent.FOLLOW_UP
+    assert "K7Q2XZ" in result.reasons[0]
+
+
+def test_auto_replies_and_bounces_outrank_the_case_thread() -> None:
+    ooo = parse((EML / "automation-ooo-subject-de.eml").read_bytes())
+    assert classify(ooo).intent is Intent.AUTO_REPLY
+    assert classify(parse((EML / "parse-dsn.eml").read_bytes())).intent is Intent.BOUNCE
+
+
+def test_our_own_mail_coming_back_is_never_a_request() -> None:
+    own = parse((EML / "automation-own-loop.eml").read_bytes())
+    assert classify(own).intent is Intent.AUTO_REPLY
+
+
+def test_machine_mail_keeps_its_topic() -> None:
+    erp = parse((EML / "automation-noreply-erp.eml").read_bytes())
+    assert classify(erp).intent is Intent.CANCELLATION
+
+
+def test_a_word_like_unsubscribe_alone_does_not_make_spam() -> None:
+    result = classify(mail("Please cancel the inspection for my order. (How do I unsubscribe from updates?)"))
+    assert result.intent is Intent.CANCELLATION
+
+
+def test_forwarded_content_counts_at_half_weight() -> None:
+    m = mail(
+        "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Sup\n\nWe will cancel the order."
+    )
+    result = classify(m)
+    assert result.intent is Intent.CANCELLATION
+    assert result.reasons == ("'cancel*' (en) in forwarded text +1.25",)
+
+
+def test_supervisors_change_the_outcome_by_editing_phrases() -> None:
+    m = mail("We would like a second opinion on the grading.", "Grading")
+    assert classify(m).intent is Intent.GENERAL_QUESTION
+    tuned = IntentLexicon((*CONFIG.intents.phrases, Phrase("second opinion", "report_dispute", "en", 2.0)))
+    assert classify(m, tuned).intent is Intent.REPORT_DISPUTE
+
+
+def test_the_spam_threshold_is_part_of_the_lexicon() -> None:
+    m = mail("Special offer for buyers.")
+    assert classify(m).intent is not Intent.SPAM
+    eager = dataclasses.replace(CONFIG.intents, spam_threshold=1.0)
+    assert classify(m, eager).intent is Intent.SPAM
+
+
+def test_empty_mail_is_a_general_question() -> None:
+    result = classify_intent(mail(""), HUMAN, NO_KEYS, OrderExtraction(()), "en", CONFIG.intents)
+    assert result.intent is Intent.GENERAL_QUESTION
+    assert result.reasons
