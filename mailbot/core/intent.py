@@ -3,8 +3,8 @@
 Machines first: a bounce is a bounce and an auto-reply an auto-reply, whatever words they echo.
 Then conversation: a reply inside one of our case threads is a follow-up, whatever its topic
 (the case already has one). Otherwise every lexicon phrase found in the subject (counted 1.5
-times: subjects state the topic), the new text and forwarded content (counted half) adds its
-weight to its intent, and the highest total wins. Spam must clearly outweigh every topic.
+times: subjects state the topic; half in a reply, whose subject is the thread's old topic), the
+new text and forwarded content (counted half) adds its weight to its intent, and the highest total wins. Spam must clearly outweigh every topic.
 The reasons name the phrases that counted, so a supervisor can see which word to change.
 """
 
@@ -42,6 +42,9 @@ _SUBJECT_PREFIX = re.compile(
     re.IGNORECASE,
 )
 
+# Only answer prefixes: a forward ("Fwd:") states the topic the sender wants handled.
+_REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|r|rif|rép|رد|回复|回覆|答复)\s*[:：]", re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class IntentLexicon:
@@ -49,6 +52,9 @@ class IntentLexicon:
 
     phrases: tuple[Phrase, ...] = ()
     subject_factor: float = 1.5
+    # A reply's subject ("RE: …") names the topic the thread started with; the new text says what
+    # this mail is about, so a reply subject counts for less than a fresh one.
+    reply_subject_factor: float = 0.5
     forwarded_factor: float = 0.5
     # Spam needs this much evidence and must beat the best topic.
     spam_threshold: float = 3.0
@@ -101,8 +107,10 @@ def classify_intent(
 
     tally = _Tally()
     subject = _SUBJECT_PREFIX.sub("", mail.subject)
+    is_reply = _REPLY_PREFIX.match(mail.subject) is not None
+    subject_factor = lexicons.reply_subject_factor if is_reply else lexicons.subject_factor
     body = mail.new_text if mail.new_text.strip() else ("" if mail.forwarded_text.strip() else mail.text)
-    _score(tally, lexicons._matcher, subject, "the subject", lexicons.subject_factor)
+    _score(tally, lexicons._matcher, subject, "the subject", subject_factor)
     _score(tally, lexicons._matcher, body[:_MAX_CHARS], "the text", 1.0)
     forwarded = mail.forwarded_text[:_MAX_CHARS]
     _score(tally, lexicons._matcher, forwarded, "forwarded text", lexicons.forwarded_factor)

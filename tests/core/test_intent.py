@@ -195,3 +195,16 @@ def test_empty_mail_is_a_general_question() -> None:
     result = classify_intent(mail(""), HUMAN, NO_KEYS, OrderExtraction(()), "en", CONFIG.intents)
     assert result.intent is Intent.GENERAL_QUESTION
     assert result.reasons
+
+
+def test_a_reply_subject_yields_to_what_the_new_text_asks() -> None:
+    m = mail(
+        "The report shows 480 cartons but the PI says 500, and the shipping marks are wrong.",
+        "RE: Inspection booking for next week",
+    )
+    assert classify(m).intent is Intent.REPORT_DISPUTE
+
+
+def test_a_fresh_subject_still_states_the_topic() -> None:
+    m = mail("Thanks for your help.", "Inspection booking for next week")
+    assert classify(m).intent is Intent.ADD_SERVICE

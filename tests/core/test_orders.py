@@ -120,6 +120,7 @@ def test_a_quantity_after_a_complete_number_is_not_joined() -> None:
         ("Total USD 123456789012.50", "123456789012", "amount"),
         ("Invoice Reg. No. T1479619445093", "1479619445093", "letters 'T'"),
         ("Photo taken 20260314101455", "20260314101455", "time stamp"),
+        ("Two charges on my card:\n  - ref 202603121045338871", "202603121045338871", "payment"),
         ("к/с 30101810500000000110", "30101810500000000110", "bank"),
         ("р/с 407028106669683179841", "407028106669683179841", "longer than"),
         ('boundary="_----------=_1337625986146380"', "1337625986146380", "part of a longer identifier"),
