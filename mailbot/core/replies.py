@@ -11,8 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
 from mailbot.core.conversation import format_case_tag, make_message_id
@@ -24,6 +29,9 @@ _PREFIX = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 MAX_SUBJECT = 200
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -102,26 +110,48 @@ def plan_reply(
 def build_reply(
     plan: ReplyPlan, *, text: str, html: str | None, from_name: str, now: datetime, case_ref: str
 ) -> bytes:
-    """The reply's bytes. Header values are built by the email package, which refuses CR/LF."""
-    message = EmailMessage()
-    message["From"] = formataddr((_one_line(from_name), plan.from_addr))
-    message["To"] = plan.to_addr
-    message["Subject"] = _one_line(plan.subject)
+    """The reply's bytes.
+
+    Every header value is put on one line first (`_one_line`), so nothing a buyer wrote can add a
+    header; non-ASCII values are RFC 2047-encoded by `email.header`. The compat32 MIME classes are
+    used because the `policy.default` header registry re-parses every value we already built and
+    cost more than the rest of a reply's processing together.
+    """
+    body = _text_part(text, "plain")
+    message: Message = body
+    if html is not None:
+        message = MIMEMultipart("alternative")
+        message.attach(body)
+        message.attach(_text_part(html, "html"))
+    message["From"] = formataddr((_encoded(_one_line(from_name)), _one_line(plan.from_addr)))
+    message["To"] = _one_line(plan.to_addr)
+    message["Subject"] = _encoded(_one_line(plan.subject))
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = f"<{plan.message_id}>"
+    message["Message-ID"] = f"<{_one_line(plan.message_id)}>"
     if plan.in_reply_to:
         message["In-Reply-To"] = f"<{_one_line(plan.in_reply_to)}>"
     if plan.references:
         message["References"] = " ".join(f"<{_one_line(r)}>" for r in plan.references)
     message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
-    message["X-Mailbot-Case"] = case_ref
-    message["Content-Language"] = plan.language
-    message.set_content(text)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
+    message["X-Mailbot-Case"] = _one_line(case_ref)
+    message["Content-Language"] = _one_line(plan.language)
     # Lines up to 998 octets are legal; folding a subject that barely misses 78 only makes it ugly.
-    return message.as_bytes(policy=SMTP.clone(max_line_length=998))
+    return message.as_bytes(policy=_WIRE)
+
+
+def _text_part(content: str, subtype: str) -> Message:
+    """7bit for ASCII; otherwise UTF-8, quoted-printable so Latin-script text stays readable."""
+    if content.isascii():
+        return MIMEText(content, subtype, "us-ascii")
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(content, _UTF8_QP)
+    return part
+
+
+def _encoded(value: str) -> str:
+    """RFC 2047 words of at most 75 characters, folded; plain ASCII stays readable."""
+    return value if value.isascii() else Header(value, "utf-8").encode(maxlinelen=75, linesep="\r\n")
 
 
 def _one_line(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
@@ -118,3 +119,25 @@ def test_guard_blocks_machines_our_own_address_bounced_and_rate_limited_senders(
     assert reply_blocker(mail(), SenderHistory(replies_last_hour=2), limits, US, False)
     assert reply_blocker(mail(), SenderHistory(replies_last_day=5), limits, US, False)
     assert reply_blocker(mail(), SenderHistory(replies_last_hour=1), limits, US, False) is None
+
+
+def test_a_non_ascii_subject_is_encoded_in_short_words_and_reads_back_exactly() -> None:
+    subject = "Отмена инспекции по заказу 123456789012345, пожалуйста, срочно"
+    plan = plan_reply(
+        mail(subject=subject),
+        mailbox_address="ta-pm@support.example.test",
+        case_ref="K7Q2XZ",
+        template="t",
+        language="ru",
+        identity=US,
+        seed="s",
+    )
+    raw = build_reply(
+        plan, text="Здравствуйте", html=None, from_name="Служба поддержки", now=datetime.now(UTC), case_ref="AB"
+    )
+    assert raw.isascii()
+    assert all(len(word) <= 75 for word in re.findall(rb"=\?[^?]+\?[bBqQ]\?[^?]*\?=", raw))
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["Subject"] == f"Re: [Case #K7Q2XZ] {subject}"
+    assert message["From"].addresses[0].display_name == "Служба поддержки"
+    assert message.get_body(("plain",)).get_content().strip() == "Здравствуйте"
