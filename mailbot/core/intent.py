@@ -4,8 +4,9 @@ Machines first: a bounce is a bounce and an auto-reply an auto-reply, whatever w
 Then conversation: a reply inside one of our case threads is a follow-up, whatever its topic
 (the case already has one). Otherwise every lexicon phrase found in the subject (counted 1.5
 times: subjects state the topic; half in a reply, whose subject is the thread's old topic), the
-new text and forwarded content (counted half) adds its weight to its intent, and the highest total wins. Spam must clearly outweigh every topic.
-The reasons name the phrases that counted, so a supervisor can see which word to change.
+new text and forwarded content (counted half) adds its weight to its intent, and the highest
+total wins. Spam must clearly outweigh every topic. The reasons name the phrases that counted,
+so a supervisor can see which word to change.
 """
 
 from __future__ import annotations
