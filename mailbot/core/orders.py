@@ -152,7 +152,8 @@ def _is_spaced_letter(char: str) -> bool:
 _GROUP = re.compile(r"[0-9]+")
 _NON_DIGIT = re.compile(r"[^0-9]")
 _GLUED_LETTERS = re.compile(r"([^\W\d_]+)-?$")
-_PHONE_PREFIX = re.compile(r"(?:\+|\(|\b00)\s*$")
+# "+86 …", "0086 …". An opening bracket is not one: "my order (1625…)" is how people write.
+_PHONE_PREFIX = re.compile(r"(?:\+|\b00)\s*$")
 _NUMBER_BEFORE = re.compile(r"[0-9][.,]$")
 # Characters that join a number into a token (MIME boundaries, codes). File names are exempt:
 # "Report_2696166302883.pdf" is how an order number appears in an attachment name.
@@ -373,6 +374,9 @@ def _shape_decoy(
     if before[-1:] in _ID_GLUE and c.source != "attachment_name":
         # "boundary=_1337625986146380": part of a token, not something a person wrote.
         return f"glued to {before[-1]!r}: part of a longer identifier"
+    if before.endswith(")(") or after.startswith(")("):
+        # "RULEID:(100000700101)(100105000095)": bracketed codes back to back are machine output.
+        return "one of a run of bracketed codes (machine-written)"
     if _PHONE_PREFIX.search(before) or (c.written.startswith("00") and " " in c.written):
         return "a phone number (international prefix)"
     if _AMOUNT_BEFORE.search(before) or _AMOUNT_AFTER.match(after):

@@ -132,6 +132,34 @@ def test_look_alikes_are_rejected_with_a_reason(body: str, decoy: str, reason: s
     assert reason in rejected_reason(m, decoy)
 
 
+def test_brackets_around_an_order_number_do_not_make_it_a_phone_number() -> None:
+    assert numbers(mail("Hello,\n\nmy order (95914863400945892)\n\nThanks")) == ("95914863400945892",)
+    assert numbers(mail("我的订单（79382530908034533）请帮我取消验货。")) == ("79382530908034533",)
+    m = mail("Call (020) 1234 5678 9012 today.")
+    assert numbers(m) == ()
+    assert "phone number" in rejected_reason(m, "1234 5678 9012")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("内箱に品番とJANコード（4901234567894）を印字する指示です。", "4901234567894"),
+        ("The EAN (4006381333931) is missing on the cartons.", "4006381333931"),
+        ("外箱条形码 6901234567892 印错了", "6901234567892"),
+    ],
+)
+def test_product_barcodes_are_look_alikes(body: str, code: str) -> None:
+    m = mail(body)
+    assert numbers(m) == ()
+    assert "barcode" in rejected_reason(m, code)
+
+
+def test_bracketed_codes_back_to_back_are_machine_output_not_orders() -> None:
+    m = mail("x-antispam-report: RULEID:(100000700101)(227612066756510)(100105000095);SRVR:AM4PR01")
+    assert numbers(m) == ()
+    assert "bracketed codes" in rejected_reason(m, "227612066756510")
+
+
 def test_a_number_after_an_order_word_wins_over_a_decoy_word_further_back() -> None:
     assert numbers(mail("The PI does not match the report for order 162534987612345.")) == (
         "162534987612345",
