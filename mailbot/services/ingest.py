@@ -8,6 +8,7 @@ A message that cannot be read or applied is quarantined with the error and the r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from mailbot.adapters.ports import MailSource, ReplyRenderer, SourceError
+from mailbot.adapters.ports import FetchedMessage, MailSource, ReplyRenderer, SourceError
 from mailbot.core.conversation import case_ref_from_seed
 from mailbot.core.decide import decide, decision_summary
 from mailbot.core.reading import ReadingConfig, read
@@ -148,13 +149,20 @@ def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, rep
         with Session(intake.engine) as session:
             already = repo.known_uids(session, mailbox, uidvalidity, batch)
         done: list[int] = [uid for uid in batch if uid in already]
-        todo = [uid for uid in batch if uid not in already]
-        for message in source.fetch(todo):
-            report.fetched += 1
-            _ingest_one(intake, mailbox, uidvalidity, message.uid, message.raw, report)
-            done.append(message.uid)
+        fetched: list[FetchedMessage] = []
+        for message in source.fetch([uid for uid in batch if uid not in already]):
+            fetched.append(message)
             if intake.should_stop():
                 break
+        # Reading is pure and the slow part: it happens before the write transaction opens, so the
+        # database is locked only for the inserts of one batch.
+        readings = [_read(intake, message.raw) for message in fetched]
+        with session_scope(intake.engine) as session:
+            remembered: set[str] = set()
+            for message, reading in zip(fetched, readings, strict=True):
+                report.fetched += 1
+                _ingest_one(intake, session, mailbox, uidvalidity, message, reading, remembered, report)
+                done.append(message.uid)
         crash_point("after-ledger-commit")
         _acknowledge(intake, mailbox, uidvalidity, source, done)
 
@@ -175,17 +183,57 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
 # -- one message ------------------------------------------------------------------------------------
 
 
-def _ingest_one(
-    intake: Intake, mailbox: str, uidvalidity: int, uid: int, raw: bytes, report: PollReport
-) -> None:
+@dataclass
+class _Effects:
+    """What one message did, counted in the poll report only once its savepoint holds."""
+
+    cases_created: list[str] = field(default_factory=list)
+    duplicate: int = 0
+    replies_queued: int = 0
+
+
+def _read(intake: Intake, raw: bytes) -> Reading | Exception | None:
+    """The reading of one message; None when it is too large to read, the error when reading failed."""
+    if len(raw) > intake.max_message_bytes:
+        return None
     try:
-        with session_scope(intake.engine) as session:
-            outcome = _apply(intake, session, mailbox, uidvalidity, uid, raw, report)
+        return read(raw, identity=intake.identity, config=intake.reading_config)
+    except Exception as exc:  # read() is total by design; this is the guard against a bug in it
+        log.exception("reading a message failed")
+        return exc
+
+
+def _ingest_one(
+    intake: Intake,
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    message: FetchedMessage,
+    reading: Reading | Exception | None,
+    remembered: set[str],
+    report: PollReport,
+) -> None:
+    """Apply one message inside the batch's transaction, in a savepoint of its own.
+
+    A message that fails rolls back only its own savepoint and is quarantined; the batch goes on.
+    """
+    effects = _Effects()
+    try:
+        with session.begin_nested():
+            if isinstance(reading, Exception):
+                raise reading
+            outcome = _apply(
+                intake, session, mailbox, uidvalidity, message.uid, message.raw, reading, remembered, effects
+            )
     except Exception as exc:  # a bug or a poison message: keep it, say why, go on
-        log.exception("mailbox %s uid %s: quarantined after an error", mailbox, uid)
-        _quarantine(intake, mailbox, uidvalidity, uid, raw, exc)
+        log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
+        with session.begin_nested():
+            _quarantine(intake, session, mailbox, uidvalidity, message.uid, message.raw, exc)
         report.quarantined += 1
         return
+    report.cases_created.extend(effects.cases_created)
+    report.duplicates += effects.duplicate
+    report.replies_queued += effects.replies_queued
     if outcome is Outcome.ROUTED:
         report.routed += 1
     elif outcome is Outcome.IGNORED:
@@ -194,34 +242,33 @@ def _ingest_one(
         report.quarantined += 1
 
 
-def _quarantine(intake: Intake, mailbox: str, uidvalidity: int, uid: int, raw: bytes, exc: Exception) -> None:
-    import hashlib
-
+def _quarantine(
+    intake: Intake, session: Session, mailbox: str, uidvalidity: int, uid: int, raw: bytes, exc: Exception
+) -> None:
     error = f"{type(exc).__name__}: {exc}"
-    with session_scope(intake.engine) as session:
-        if repo.ledger_by_key(session, mailbox, uidvalidity, uid) is not None:
-            return
-        record = MailRecord(
-            mailbox=mailbox,
-            uidvalidity=uidvalidity,
-            uid=uid,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            raw=raw,
-            size=len(raw),
-            outcome=Outcome.QUARANTINED.value,
-            reason=f"processing failed: {error}"[:2000],
-            fetched_at=intake.clock(),
-        )
-        session.add(record)
-        session.flush()
-        repo.add_event(
-            session,
-            "quarantined",
-            f"{mailbox} UID {uid}: {error}"[:500],
-            mail_id=record.id,
-            detail={"traceback": traceback.format_exc(limit=8)},
-        )
-        _advance_cursor(session, mailbox, uid)
+    if repo.ledger_by_key(session, mailbox, uidvalidity, uid) is not None:
+        return
+    record = MailRecord(
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        raw=raw,
+        size=len(raw),
+        outcome=Outcome.QUARANTINED.value,
+        reason=f"processing failed: {error}"[:2000],
+        fetched_at=intake.clock(),
+    )
+    session.add(record)
+    session.flush()
+    repo.add_event(
+        session,
+        "quarantined",
+        f"{mailbox} UID {uid}: {error}"[:500],
+        mail_id=record.id,
+        detail={"traceback": "".join(traceback.format_exception(exc, limit=8))},
+    )
+    _advance_cursor(session, mailbox, uid)
 
 
 def _advance_cursor(session: Session, mailbox: str, uid: int) -> None:
@@ -232,11 +279,17 @@ def _advance_cursor(session: Session, mailbox: str, uid: int) -> None:
 
 
 def _apply(
-    intake: Intake, session: Session, mailbox: str, uidvalidity: int, uid: int, raw: bytes, report: PollReport
+    intake: Intake,
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    raw: bytes,
+    reading: Reading | None,
+    remembered: set[str],
+    effects: _Effects,
 ) -> Outcome:
-    import hashlib
-
-    sha = hashlib.sha256(raw).hexdigest()
+    sha = reading.mail.sha256 if reading is not None else hashlib.sha256(raw).hexdigest()
     _advance_cursor(session, mailbox, uid)
     record = MailRecord(
         mailbox=mailbox,
@@ -250,7 +303,7 @@ def _apply(
     )
     earlier = repo.ledger_by_sha(session, mailbox, sha)
     if earlier is not None:
-        report.duplicates += 1
+        effects.duplicate = 1
         return _close(
             session,
             record,
@@ -258,7 +311,7 @@ def _apply(
             f"duplicate: same content as mail #{earlier.id} (UID {earlier.uid}, "
             f"UIDVALIDITY {earlier.uidvalidity})",
         )
-    if len(raw) > intake.max_message_bytes:
+    if reading is None:
         return _close(
             session,
             record,
@@ -266,7 +319,6 @@ def _apply(
             f"message of {len(raw)} bytes exceeds the limit of {intake.max_message_bytes} bytes",
         )
 
-    reading = read(raw, identity=intake.identity, config=intake.reading_config)
     mail = reading.mail
     record.message_id = mail.message_id
     record.subject = mail.subject[:1000]
@@ -277,7 +329,7 @@ def _apply(
         if seen is not None:
             case = repo.case_by_id(session, seen.case_id)
             ref = case.ref if case else "?"
-            report.duplicates += 1
+            effects.duplicate = 1
             return _close(
                 session,
                 record,
@@ -287,7 +339,9 @@ def _apply(
             )
 
     ruleset = intake.rules.current()
-    repo.remember_ruleset(session, ruleset.version, ruleset.file_texts())
+    if ruleset.version not in remembered:
+        repo.remember_ruleset(session, ruleset.version, ruleset.file_texts())
+        remembered.add(ruleset.version)
     now = intake.clock()
     decision = decide(
         reading,
@@ -320,7 +374,7 @@ def _apply(
 
     case, created = _case_for(session, intake, mailbox, reading, decision)
     if created:
-        report.cases_created.append(case.ref)
+        effects.cases_created.append(case.ref)
     _close(session, record, Outcome.ROUTED, decision.reason, case_id=case.id)
     assert case.id is not None
     session.add(
@@ -344,7 +398,7 @@ def _apply(
     if decision.reply_template is not None and _queue_reply(
         session, intake, mailbox, reading, decision, case, record
     ):
-        report.replies_queued += 1
+        effects.replies_queued = 1
     return Outcome.ROUTED
 
 
