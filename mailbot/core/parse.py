@@ -239,8 +239,21 @@ def decode_words(value: str, defects: list[str] | None = None, where: str = "hea
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
+# Control characters have no place in a header value (tab and the folding line breaks aside);
+# a NUL would even make PostgreSQL refuse the row that stores the subject.
+_HEADER_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+
+
+def _no_controls(value: str, defects: list[str], where: str) -> str:
+    if _HEADER_CONTROLS.search(value) is None:
+        return value
+    defects.append(f"control characters removed from header {where}")
+    return _HEADER_CONTROLS.sub("", value)
+
+
 def _unescape_8bit(value: str, defects: list[str], where: str) -> str:
-    """Header bytes the parser kept as surrogates (raw 8-bit headers) → text."""
+    """Header bytes the parser kept as surrogates (raw 8-bit headers) → text, without control characters."""
+    value = _no_controls(value, defects, where)
     if value.isascii() or not _SURROGATE.search(value):
         return value
     decoded = decode_bytes(value.encode("ascii", "surrogateescape"), None, where=where)
@@ -250,7 +263,7 @@ def _unescape_8bit(value: str, defects: list[str], where: str) -> str:
 
 def _header_text(name: str, raw: str, defects: list[str]) -> str:
     value = _FOLD.sub(" ", _unescape_8bit(raw, defects, name)).strip()
-    return decode_words(value, defects, where=name)
+    return _no_controls(decode_words(value, defects, where=name), defects, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +287,7 @@ def _addresses(raw_values: list[str], defects: list[str], where: str) -> list[tu
             addr = addr.strip().strip("<>").lower()
             if not addr or addr.endswith(":") or " " in addr:
                 continue
-            result.append((decode_words(name, defects, where).strip(), addr))
+            result.append((_no_controls(decode_words(name, defects, where), defects, where).strip(), addr))
             found = True
         if not found:
             result.extend(("", m.group(0).lower()) for m in _ADDR.finditer(value))

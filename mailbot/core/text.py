@@ -37,7 +37,8 @@ _SENTINELS = (QUOTE_START, QUOTE_END, SIGNATURE_START)
 # Table cells are separated by " | " so the digits of neighbouring cells never read as one number.
 _INSCRIPTIS_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], table_cell_separator=" | ")
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Invisible characters, and NUL, which no text means and PostgreSQL refuses to store.
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\x00\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,15 @@ def test_message_ids_are_kept_without_angle_brackets() -> None:
     assert mail.references == ("first@gmail.example", "20260301T101010.abcdef@mailbot.example.test")
 
 
+def test_control_characters_in_headers_and_nul_in_the_text_are_removed_with_a_defect() -> None:
+    mail = parse(load("parse-nul-in-headers.eml"))
+    assert mail.subject == "Please cancel monitoring for order 162534987612345"
+    assert mail.from_name == "Bob Tan"
+    assert mail.message_id == "nul.1@tan-trading.example"
+    assert "\x00" not in mail.text
+    assert "control characters removed from header Subject" in mail.defects
+
+
 def test_date_is_timezone_aware() -> None:
     mail = parse(load("parse-encoded-names.eml"))
     assert mail.date == datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
