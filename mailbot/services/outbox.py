@@ -46,6 +46,9 @@ class OutboxPolicy:
     max_attempts: int = 8
     backoff_seconds: float = 30.0
     batch: int = 500
+    # Accepted replies are marked sent together, this many at a time. Until then their copy in
+    # Sent is what proves they went out, so a crash in between resends nothing.
+    mark_every: int = 50
 
 
 def drain(
@@ -59,6 +62,8 @@ def drain(
     """Send every due reply, over one connection per batch. Never raises for a mail-server problem."""
     report = DrainReport()
     tried: set[int] = set()
+    # Without Sent copies nothing proves a reply went out but its row: mark each one at once.
+    mark_every = policy.mark_every if sent_copies is not None else 1
     try:
         while not should_stop():
             with session_scope(engine) as session:
@@ -75,16 +80,23 @@ def drain(
                 break
             if not fresh:
                 continue
+            accepted: list[OutboxItem] = []
             try:
                 with transport_for() as transport:
                     for item in fresh:
                         if should_stop():
                             break
-                        _send_one(engine, transport, sent_copies, item, clock, policy, report)
+                        if _send_one(engine, transport, sent_copies, item, clock, policy, report):
+                            accepted.append(item)
+                        if len(accepted) >= mark_every:
+                            _mark_sent(engine, accepted, clock, report)
+                            accepted = []
             except SendError as exc:  # could not even connect: the rows stay pending for the next drain
                 report.error = str(exc)
                 log.error("outbox: %s", exc)
                 break
+            finally:
+                _mark_sent(engine, accepted, clock, report)
     finally:
         close = getattr(sent_copies, "close", None)
         if callable(close):
@@ -133,35 +145,41 @@ def _send_one(
     clock: Callable[[], datetime],
     policy: OutboxPolicy,
     report: DrainReport,
-) -> None:
+) -> bool:
+    """Hand one reply to the server; True when it accepted it (the row is marked sent later)."""
     assert item.id is not None
     with session_scope(engine) as session:
         if not repo.claim_outbox(session, item.id):
-            return  # sent or claimed by another drain meanwhile
+            return False  # sent or claimed by another drain meanwhile
     attempts = item.attempts + 1
     try:
         transport.send(item.raw, mail_from=item.mail_from, rcpt_to=[item.rcpt_to])
     except SendError as exc:
         _failed_attempt(engine, item.id, exc, attempts, clock, policy, report)
-        return
+        return False
     if sent_copies is not None:
         try:
             sent_copies.put(item.message_id, item.raw)
         except Exception as exc:  # the reply is out; a missing copy only weakens crash recovery
             log.warning("outbox: reply %s sent but its Sent copy failed: %s", item.message_id, exc)
     crash_point("after-smtp-accept")
+    return True
+
+
+def _mark_sent(
+    engine: Engine, items: list[OutboxItem], clock: Callable[[], datetime], report: DrainReport
+) -> None:
+    if not items:
+        return
+    now = clock()
     with session_scope(engine) as session:
-        row = repo.outbox_item(session, item.id)
-        assert row is not None
-        row.status = "sent"
-        row.sent_at = clock()
-        row.last_error = ""
-        session.add(row)
-        repo.add_event(
-            session, "reply_sent", f"reply {row.template} sent to {row.rcpt_to}", case_id=row.case_id
-        )
-    report.sent += 1
-    report.sent_ids.append(item.message_id)
+        repo.mark_outbox_sent(session, [item.id for item in items if item.id is not None], now)
+        for item in items:
+            repo.add_event(
+                session, "reply_sent", f"reply {item.template} sent to {item.rcpt_to}", case_id=item.case_id
+            )
+    report.sent += len(items)
+    report.sent_ids.extend(item.message_id for item in items)
 
 
 def _failed_attempt(

@@ -289,6 +289,14 @@ def claim_outbox(session: Session, item_id: int) -> bool:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def mark_outbox_sent(session: Session, item_ids: Sequence[int], now: datetime) -> None:
+    session.execute(
+        update(OutboxItem)
+        .where(col(OutboxItem.id).in_(list(item_ids)))
+        .values(status="sent", sent_at=now, last_error="")
+    )
+
+
 def outbox_counts(session: Session) -> dict[str, int]:
     rows = session.exec(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all()
     return {status: int(count) for status, count in rows}
