@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -30,7 +30,7 @@ from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Decision, Identity, Outcome, Reading, ThreadCandidates
 from mailbot.store import repo
 from mailbot.store.db import session_scope
-from mailbot.store.tables import Case, CaseMessage, MailRecord, OutboxItem
+from mailbot.store.tables import Case, CaseEvent, CaseMessage, CaseOrder, MailRecord, OutboxItem
 
 log = logging.getLogger("mailbot.ingest")
 
@@ -158,11 +158,14 @@ def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, rep
         # database is locked only for the inserts of one batch.
         readings = [_read(intake, message.raw) for message in fetched]
         with session_scope(intake.engine) as session:
-            remembered: set[str] = set()
+            batch_state = _Batch()
             for message, reading in zip(fetched, readings, strict=True):
                 report.fetched += 1
-                _ingest_one(intake, session, mailbox, uidvalidity, message, reading, remembered, report)
+                _ingest_one(intake, session, mailbox, uidvalidity, message, reading, batch_state, report)
                 done.append(message.uid)
+            repo.insert_many(session, CaseEvent, batch_state.events)
+            if fetched:
+                _advance_cursor(session, mailbox, max(message.uid for message in fetched))
         crash_point("after-ledger-commit")
         _acknowledge(intake, mailbox, uidvalidity, source, done)
 
@@ -190,6 +193,23 @@ class _Effects:
     cases_created: list[str] = field(default_factory=list)
     duplicate: int = 0
     replies_queued: int = 0
+    events: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    """State shared by the messages of one batch: its audit events are written together at the end."""
+
+    events: list[dict[str, object]] = field(default_factory=list)
+    rulesets: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _CaseRow:
+    id: int
+    ref: str
+    orders: tuple[str, ...]
+    category: str
 
 
 def _read(intake: Intake, raw: bytes) -> Reading | Exception | None:
@@ -210,7 +230,7 @@ def _ingest_one(
     uidvalidity: int,
     message: FetchedMessage,
     reading: Reading | Exception | None,
-    remembered: set[str],
+    batch: _Batch,
     report: PollReport,
 ) -> None:
     """Apply one message inside the batch's transaction, in a savepoint of its own.
@@ -222,15 +242,14 @@ def _ingest_one(
         with session.begin_nested():
             if isinstance(reading, Exception):
                 raise reading
-            outcome = _apply(
-                intake, session, mailbox, uidvalidity, message.uid, message.raw, reading, remembered, effects
-            )
+            outcome = _apply(intake, session, mailbox, uidvalidity, message, reading, batch, effects)
     except Exception as exc:  # a bug or a poison message: keep it, say why, go on
         log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
         with session.begin_nested():
-            _quarantine(intake, session, mailbox, uidvalidity, message.uid, message.raw, exc)
+            _quarantine(intake, session, mailbox, uidvalidity, message, exc)
         report.quarantined += 1
         return
+    batch.events.extend(effects.events)
     report.cases_created.extend(effects.cases_created)
     report.duplicates += effects.duplicate
     report.replies_queued += effects.replies_queued
@@ -243,32 +262,36 @@ def _ingest_one(
 
 
 def _quarantine(
-    intake: Intake, session: Session, mailbox: str, uidvalidity: int, uid: int, raw: bytes, exc: Exception
+    intake: Intake, session: Session, mailbox: str, uidvalidity: int, message: FetchedMessage, exc: Exception
 ) -> None:
-    error = f"{type(exc).__name__}: {exc}"
-    if repo.ledger_by_key(session, mailbox, uidvalidity, uid) is not None:
+    if repo.ledger_by_key(session, mailbox, uidvalidity, message.uid) is not None:
         return
-    record = MailRecord(
-        mailbox=mailbox,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        raw=raw,
-        size=len(raw),
-        outcome=Outcome.QUARANTINED.value,
-        reason=f"processing failed: {error}"[:2000],
-        fetched_at=intake.clock(),
-    )
-    session.add(record)
-    session.flush()
-    repo.add_event(
+    error = f"{type(exc).__name__}: {exc}"
+    now = intake.clock()
+    mail_id = _record(
         session,
-        "quarantined",
-        f"{mailbox} UID {uid}: {error}"[:500],
-        mail_id=record.id,
-        detail={"traceback": "".join(traceback.format_exception(exc, limit=8))},
+        mailbox,
+        uidvalidity,
+        message,
+        hashlib.sha256(message.raw).hexdigest(),
+        now,
+        Outcome.QUARANTINED,
+        f"processing failed: {error}",
     )
-    _advance_cursor(session, mailbox, uid)
+    detail = {"traceback": "".join(traceback.format_exception(exc, limit=8))}
+    repo.insert_many(
+        session,
+        CaseEvent,
+        [
+            repo.event_row(
+                "quarantined",
+                f"{mailbox} UID {message.uid}: {error}"[:500],
+                now,
+                mail_id=mail_id,
+                detail=detail,
+            )
+        ],
+    )
 
 
 def _advance_cursor(session: Session, mailbox: str, uid: int) -> None:
@@ -278,71 +301,100 @@ def _advance_cursor(session: Session, mailbox: str, uid: int) -> None:
         session.add(cursor)
 
 
+def _record(
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    message: FetchedMessage,
+    sha: str,
+    now: datetime,
+    outcome: Outcome,
+    reason: str,
+    *,
+    reading: Reading | None = None,
+    case_id: int | None = None,
+    decision: dict[str, object] | None = None,
+    ruleset_version: str = "",
+) -> int:
+    """The ledger row of one message, written with its outcome; returns its id."""
+    mail = reading.mail if reading is not None else None
+    return repo.insert_returning_id(
+        session,
+        MailRecord,
+        {
+            "mailbox": mailbox,
+            "uidvalidity": uidvalidity,
+            "uid": message.uid,
+            "sha256": sha,
+            "message_id": mail.message_id if mail else None,
+            "raw": message.raw,
+            "size": len(message.raw),
+            "subject": mail.subject[:1000] if mail else "",
+            "from_addr": mail.from_addr if mail else None,
+            "fetched_at": now,
+            "outcome": outcome.value,
+            "reason": reason[:2000],
+            "case_id": case_id,
+            "ruleset_version": ruleset_version,
+            "decision": decision or {},
+            "acked_at": None,
+        },
+    )
+
+
 def _apply(
     intake: Intake,
     session: Session,
     mailbox: str,
     uidvalidity: int,
-    uid: int,
-    raw: bytes,
+    message: FetchedMessage,
     reading: Reading | None,
-    remembered: set[str],
+    batch: _Batch,
     effects: _Effects,
 ) -> Outcome:
-    sha = reading.mail.sha256 if reading is not None else hashlib.sha256(raw).hexdigest()
-    _advance_cursor(session, mailbox, uid)
-    record = MailRecord(
-        mailbox=mailbox,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        sha256=sha,
-        raw=raw,
-        size=len(raw),
-        outcome="",
-        fetched_at=intake.clock(),
-    )
+    now = intake.clock()
+    sha = reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
+
+    def record(outcome: Outcome, reason: str, **more: Any) -> int:
+        return _record(
+            session, mailbox, uidvalidity, message, sha, now, outcome, reason, reading=reading, **more
+        )
+
     earlier = repo.ledger_by_sha(session, mailbox, sha)
     if earlier is not None:
         effects.duplicate = 1
-        return _close(
-            session,
-            record,
+        record(
             Outcome.IGNORED,
             f"duplicate: same content as mail #{earlier.id} (UID {earlier.uid}, "
             f"UIDVALIDITY {earlier.uidvalidity})",
         )
+        return Outcome.IGNORED
     if reading is None:
-        return _close(
-            session,
-            record,
+        size = len(message.raw)
+        record(
             Outcome.QUARANTINED,
-            f"message of {len(raw)} bytes exceeds the limit of {intake.max_message_bytes} bytes",
+            f"message of {size} bytes exceeds the limit of {intake.max_message_bytes} bytes",
         )
+        return Outcome.QUARANTINED
 
     mail = reading.mail
-    record.message_id = mail.message_id
-    record.subject = mail.subject[:1000]
-    record.from_addr = mail.from_addr
-
     if mail.message_id:
         seen = repo.inbound_message_on_case(session, mail.message_id)
         if seen is not None:
-            case = repo.case_by_id(session, seen.case_id)
-            ref = case.ref if case else "?"
+            known = repo.case_by_id(session, seen.case_id)
             effects.duplicate = 1
-            return _close(
-                session,
-                record,
+            record(
                 Outcome.IGNORED,
-                f"duplicate: Message-ID already on case {ref} (delivered to more than one mailbox)",
+                f"duplicate: Message-ID already on case {known.ref if known else '?'} "
+                "(delivered to more than one mailbox)",
                 case_id=seen.case_id,
             )
+            return Outcome.IGNORED
 
     ruleset = intake.rules.current()
-    if ruleset.version not in remembered:
+    if ruleset.version not in batch.rulesets:
         repo.remember_ruleset(session, ruleset.version, ruleset.file_texts())
-        remembered.add(ruleset.version)
-    now = intake.clock()
+        batch.rulesets.add(ruleset.version)
     decision = decide(
         reading,
         mailbox=mailbox,
@@ -353,64 +405,65 @@ def _apply(
         limits=intake.limits,
     )
     summary = decision_summary(decision)
-    record.decision = summary
-    record.ruleset_version = decision.ruleset_version
     if reading.automation.report is not None and reading.automation.report.permanent:
         for address in reading.automation.report.recipients:
             repo.suppress(session, address, f"hard bounce: {reading.automation.report.status or 'failed'}")
 
     if decision.outcome is not Outcome.ROUTED:
         case_id = _case_id(session, decision.thread.case_ref)
-        outcome = _close(session, record, decision.outcome, decision.reason, case_id=case_id)
-        repo.add_event(
-            session,
-            decision.outcome.value,
+        mail_id = record(
+            decision.outcome,
             decision.reason,
             case_id=case_id,
-            mail_id=record.id,
-            detail=summary,
+            decision=summary,
+            ruleset_version=decision.ruleset_version,
         )
-        return outcome
+        effects.events.append(
+            repo.event_row(
+                decision.outcome.value, decision.reason, now, case_id=case_id, mail_id=mail_id, detail=summary
+            )
+        )
+        return decision.outcome
 
-    case, created = _case_for(session, intake, mailbox, reading, decision)
+    case, created = _case_for(session, intake, mailbox, reading, decision, now, effects)
     if created:
         effects.cases_created.append(case.ref)
-    _close(session, record, Outcome.ROUTED, decision.reason, case_id=case.id)
-    assert case.id is not None
-    session.add(
-        CaseMessage(
+    mail_id = record(
+        Outcome.ROUTED,
+        decision.reason,
+        case_id=case.id,
+        decision=summary,
+        ruleset_version=decision.ruleset_version,
+    )
+    repo.insert_returning_id(
+        session,
+        CaseMessage,
+        {
+            "case_id": case.id,
+            "direction": "in",
+            "message_id": mail.message_id,
+            "mail_id": mail_id,
+            "outbox_id": None,
+            "from_addr": mail.from_addr or "",
+            "subject": mail.subject[:1000],
+            "created_at": now,
+        },
+    )
+    effects.events.append(
+        repo.event_row(
+            "routed",
+            ("opened case" if created else "joined case") + f" {case.ref}: {decision.reason}",
+            now,
             case_id=case.id,
-            direction="in",
-            message_id=mail.message_id,
-            mail_id=record.id,
-            from_addr=mail.from_addr or "",
-            subject=mail.subject[:1000],
+            mail_id=mail_id,
+            detail=summary,
         )
     )
-    repo.add_event(
-        session,
-        "routed",
-        ("opened case" if created else "joined case") + f" {case.ref}: {decision.reason}",
-        case_id=case.id,
-        mail_id=record.id,
-        detail=summary,
-    )
     if decision.reply_template is not None and _queue_reply(
-        session, intake, mailbox, reading, decision, case, record
+        session, intake, mailbox, reading, decision, case, mail_id, now, effects
     ):
         effects.replies_queued = 1
     return Outcome.ROUTED
-
-
-def _close(
-    session: Session, record: MailRecord, outcome: Outcome, reason: str, *, case_id: int | None = None
-) -> Outcome:
-    record.outcome = outcome.value
-    record.reason = reason[:2000]
-    record.case_id = case_id
-    session.add(record)
-    session.flush()
-    return outcome
 
 
 def _case_id(session: Session, ref: str | None) -> int | None:
@@ -434,41 +487,51 @@ def _candidates(session: Session, reading: Reading) -> ThreadCandidates:
 
 
 def _case_for(
-    session: Session, intake: Intake, mailbox: str, reading: Reading, decision: Decision
-) -> tuple[Case, bool]:
+    session: Session,
+    intake: Intake,
+    mailbox: str,
+    reading: Reading,
+    decision: Decision,
+    now: datetime,
+    effects: _Effects,
+) -> tuple[_CaseRow, bool]:
     mail = reading.mail
     if decision.thread.case_ref is not None:
         case = repo.case_by_ref(session, decision.thread.case_ref)
-        if case is not None:
+        if case is not None and case.id is not None:
             repo.add_orders(session, case, decision.orders.numbers)
-            case.updated_at = intake.clock()
+            case.updated_at = now
             if case.status not in repo.OPEN_STATUSES and not reading.automation.is_machine:
                 case.status = "open"
-                repo.add_event(session, "reopened", "buyer wrote again", case_id=case.id)
+                effects.events.append(repo.event_row("reopened", "buyer wrote again", now, case_id=case.id))
             session.add(case)
-            return case, False
+            return _CaseRow(case.id, case.ref, tuple(case.orders), case.category), False
     ref = _new_ref(session, mail.sha256 + mailbox)
     actions = decision.actions
-    case = repo.add_case(
+    orders = list(dict.fromkeys(decision.orders.numbers))
+    case_id = repo.insert_returning_id(
         session,
-        Case(
-            ref=ref,
-            category=actions.category,
-            priority=actions.priority,
-            queue=actions.queue,
-            assignee=actions.assignee,
-            tags=list(actions.tags),
-            orders=list(decision.orders.numbers),
-            buyer=(mail.from_addr or "").lower(),
-            buyer_name=mail.from_name,
-            mailbox=mailbox,
-            language=decision.language,
-            subject=mail.subject[:1000],
-            created_at=intake.clock(),
-            updated_at=intake.clock(),
-        ),
+        Case,
+        {
+            "ref": ref,
+            "category": actions.category,
+            "status": "open",
+            "priority": actions.priority,
+            "queue": actions.queue,
+            "assignee": actions.assignee,
+            "tags": list(actions.tags),
+            "orders": orders,
+            "buyer": (mail.from_addr or "").lower(),
+            "buyer_name": mail.from_name,
+            "mailbox": mailbox,
+            "language": decision.language,
+            "subject": mail.subject[:1000],
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    return case, True
+    repo.insert_many(session, CaseOrder, [{"case_id": case_id, "number": number} for number in orders])
+    return _CaseRow(case_id, ref, tuple(orders), actions.category), True
 
 
 def _new_ref(session: Session, seed: str) -> str:
@@ -493,11 +556,13 @@ def _queue_reply(
     mailbox: str,
     reading: Reading,
     decision: Decision,
-    case: Case,
-    record: MailRecord,
+    case: _CaseRow,
+    mail_id: int,
+    now: datetime,
+    effects: _Effects,
 ) -> bool:
     info = intake.mailboxes[mailbox]
-    assert decision.reply_template is not None and case.id is not None
+    assert decision.reply_template is not None
     plan = plan_reply(
         reading.mail,
         mailbox_address=info.address,
@@ -505,7 +570,7 @@ def _queue_reply(
         template=decision.reply_template,
         language=decision.language,
         identity=intake.identity,
-        seed=f"{mailbox}:{record.sha256}:{decision.reply_template}",
+        seed=f"{mailbox}:{reading.mail.sha256}:{decision.reply_template}",
     )
     context: dict[str, object] = {
         "case_ref": case.ref,
@@ -521,12 +586,14 @@ def _queue_reply(
     try:
         rendered = intake.renderer.render(plan.template, plan.language, context)
     except Exception as exc:  # a supervisor-edited template must never lose the buyer's mail
-        repo.add_event(
-            session,
-            "reply_failed",
-            f"reply template {plan.template!r} could not be rendered: {exc}",
-            case_id=case.id,
-            mail_id=record.id,
+        effects.events.append(
+            repo.event_row(
+                "reply_failed",
+                f"reply template {plan.template!r} could not be rendered: {exc}",
+                now,
+                case_id=case.id,
+                mail_id=mail_id,
+            )
         )
         return False
     raw = build_reply(
@@ -534,39 +601,51 @@ def _queue_reply(
         text=rendered.text,
         html=rendered.html,
         from_name=intake.from_name,
-        now=intake.clock(),
+        now=now,
         case_ref=case.ref,
     )
-    item = OutboxItem(
-        case_id=case.id,
-        mail_id=record.id,
-        mailbox=mailbox,
-        message_id=plan.message_id,
-        mail_from=plan.from_addr,
-        rcpt_to=plan.to_addr.lower(),
-        template=plan.template,
-        language=rendered.language,
-        raw=raw,
-        next_attempt_at=intake.clock(),
-        created_at=intake.clock(),
-    )
-    session.add(item)
-    session.flush()
-    session.add(
-        CaseMessage(
-            case_id=case.id,
-            direction="out",
-            message_id=plan.message_id,
-            outbox_id=item.id,
-            from_addr=plan.from_addr,
-            subject=plan.subject,
-        )
-    )
-    repo.add_event(
+    outbox_id = repo.insert_returning_id(
         session,
-        "reply_queued",
-        f"reply {plan.template} ({rendered.language}) to {plan.to_addr}",
-        case_id=case.id,
-        mail_id=record.id,
+        OutboxItem,
+        {
+            "case_id": case.id,
+            "mail_id": mail_id,
+            "mailbox": mailbox,
+            "message_id": plan.message_id,
+            "mail_from": plan.from_addr,
+            "rcpt_to": plan.to_addr.lower(),
+            "template": plan.template,
+            "language": rendered.language,
+            "raw": raw,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "created_at": now,
+            "sent_at": None,
+        },
+    )
+    repo.insert_returning_id(
+        session,
+        CaseMessage,
+        {
+            "case_id": case.id,
+            "direction": "out",
+            "message_id": plan.message_id,
+            "mail_id": None,
+            "outbox_id": outbox_id,
+            "from_addr": plan.from_addr,
+            "subject": plan.subject,
+            "created_at": now,
+        },
+    )
+    effects.events.append(
+        repo.event_row(
+            "reply_queued",
+            f"reply {plan.template} ({rendered.language}) to {plan.to_addr}",
+            now,
+            case_id=case.id,
+            mail_id=mail_id,
+        )
     )
     return True

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, func, insert, or_, update
+from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.core.types import CaseFacts, SenderHistory
 from mailbot.store.tables import (
@@ -81,15 +81,55 @@ def unacked_uids(session: Session, mailbox: str, uidvalidity: int) -> list[int]:
 
 
 def mark_acked(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int], now: datetime) -> None:
-    for record in session.exec(
-        select(MailRecord).where(
-            MailRecord.mailbox == mailbox,
-            MailRecord.uidvalidity == uidvalidity,
+    session.execute(
+        update(MailRecord)
+        .where(
+            col(MailRecord.mailbox) == mailbox,
+            col(MailRecord.uidvalidity) == uidvalidity,
             col(MailRecord.uid).in_(list(uids)),
         )
-    ):
-        record.acked_at = now
-        session.add(record)
+        .values(acked_at=now)
+    )
+
+
+# -- the intake's inserts -------------------------------------------------------------------------
+# Plain INSERT statements rather than ORM objects: the intake writes about six rows per message, and
+# building, validating and flushing SQLModel objects for them cost more than reading the mail. Every
+# value is given explicitly (the models' Python-side defaults do not apply to these statements).
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+def insert_returning_id(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:
+    table = _table(model)
+    return int(session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+
+
+def insert_many(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(_table(model)), list(rows))
+
+
+def event_row(
+    kind: str,
+    summary: str,
+    now: datetime,
+    *,
+    case_id: int | None = None,
+    mail_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "summary": summary,
+        "case_id": case_id,
+        "mail_id": mail_id,
+        "detail": detail or {},
+        "created_at": now,
+    }
 
 
 def mail_by_id(session: Session, mail_id: int) -> MailRecord | None:
