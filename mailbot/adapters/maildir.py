@@ -65,15 +65,20 @@ def message_file_name(message_id: str, suffix: str = ".eml") -> str:
     return name + suffix
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one, even after a crash."""
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Readers see the old file or the new one, never half of one, even after a crash.
+
+    `durable=False` skips the fsync: the file still survives the death of the process (it is in
+    the page cache), only not a power cut.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with temp.open("wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         temp.replace(path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -280,4 +285,7 @@ class FolderSentCopies:
         return (self.path / message_file_name(message_id)).is_file()
 
     def put(self, message_id: str, raw: bytes) -> None:
-        write_atomically(self.path / message_file_name(message_id), raw)
+        # No fsync: a copy only has to outlive the process between "the server accepted it" and
+        # "the row says sent". After a power cut the database (WAL, synchronous=NORMAL) may lose
+        # its last commits too; a copy lost with them leaves its row `uncertain`, never resent.
+        write_atomically(self.path / message_file_name(message_id), raw, durable=False)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, insert, or_, update
+from sqlalchemy import Table, case, func, insert, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.core.types import CaseFacts, SenderHistory
@@ -103,9 +104,15 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
-def insert_returning_id(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:
+@functools.cache
+def _insert_returning_id(model: type[SQLModel]) -> Any:
     table = _table(model)
-    return int(session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+    return insert(table).returning(table.c.id)
+
+
+def insert_returning_id(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:
+    # One statement per table, built once; the values travel as parameters.
+    return int(session.execute(_insert_returning_id(model), values).scalar_one())
 
 
 def insert_many(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
@@ -281,15 +288,12 @@ def sender_history(session: Session, address: str | None, now: datetime) -> Send
     if address is None:
         return SenderHistory()
     address = address.lower()
-    hour = session.exec(
-        select(func.count())
-        .select_from(OutboxItem)
-        .where(OutboxItem.rcpt_to == address, OutboxItem.created_at >= now - timedelta(hours=1))
-    ).one()
-    day = session.exec(
-        select(func.count())
-        .select_from(OutboxItem)
-        .where(OutboxItem.rcpt_to == address, OutboxItem.created_at >= now - timedelta(days=1))
+    hour_ago = now - timedelta(hours=1)
+    hour, day = session.execute(
+        select(
+            func.count(case((col(OutboxItem.created_at) >= hour_ago, 1))),
+            func.count(),
+        ).where(col(OutboxItem.rcpt_to) == address, col(OutboxItem.created_at) >= now - timedelta(days=1))
     ).one()
     bounced = session.get(Suppression, address) is not None
     return SenderHistory(replies_last_hour=int(hour), replies_last_day=int(day), hard_bounced=bounced)
