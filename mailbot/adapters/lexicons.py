@@ -191,12 +191,15 @@ class _Collected:
         self.ooo_phrases: list[tuple[str, str]] = []
         self.bounce_subjects: list[tuple[str, str]] = []
         self.intents: list[Phrase] = []
+        self.service: list[Phrase] = []
         self.profiles: list[LanguageProfile] = []
         self.languages: list[str] = []
 
 
 def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> None:
-    data = _table(source, "", source.data, {"language", "name", "detect", "orders", "automation", "intents"})
+    data = _table(
+        source, "", source.data, {"language", "name", "detect", "orders", "automation", "service", "intents"}
+    )
     language = data.get("language")
     if not isinstance(language, str) or language != expected_language:
         raise source.error("language", f'expected language = "{expected_language}" (the file name)')
@@ -234,6 +237,11 @@ def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> N
         ("bounce_subjects", out.bounce_subjects),
     ):
         target.extend((language, w) for w in _strings(source, f"automation.{name}", automation.get(name)))
+
+    service = _table(source, "service", data.get("service"), {"words"})
+    out.service.extend(
+        Phrase(word, "service", language) for word in _strings(source, "service.words", service.get("words"))
+    )
 
     intents = data.get("intents") or {}
     if not isinstance(intents, dict):
@@ -275,7 +283,7 @@ def load_reading_config(rules_dir: Path) -> ReadingConfig:
     return ReadingConfig(
         orders=orders,
         automation=automation,
-        intents=IntentLexicon(tuple(out.intents)),
+        intents=IntentLexicon(tuple(out.intents), service_words=tuple(out.service)),
         profiles=tuple(out.profiles),
         languages=tuple(out.languages),
     )

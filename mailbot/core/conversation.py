@@ -19,11 +19,16 @@ CASE_REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CASE_REF_LENGTH = 6
 
 _REF_BODY = r"([A-Za-z2-9]{6})(?![A-Za-z0-9])"
+# What people write between the tag and the reference: "Case #…", "case no. …", "case ref. …",
+# "Case reference: …", "case number …", "Case ID …".
+_REF_MARKER = r"(?:(?:#|:|n[°º]|(?:no|nr|ref|reference|number|id)\b\.?)\s*){0,3}"
 
 
 def _case_ref_pattern(tag: str) -> re.Pattern[str]:
     # Mail clients mangle the token: "[Case #K7Q2XZ]", "[case#k7q2xz]", "Case #K7Q2XZ", "[Case K7Q2XZ]".
-    return re.compile(r"\[?\s*" + re.escape(tag) + r"\s*(?:#|no\.?|n[°º]|:)?\s*" + _REF_BODY, re.IGNORECASE)
+    return re.compile(
+        r"(?<![A-Za-z0-9])(\[)?\s*" + re.escape(tag) + r"\s*(" + _REF_MARKER + r")" + _REF_BODY, re.IGNORECASE
+    )
 
 
 def case_ref_from_seed(seed: bytes) -> str:
@@ -40,9 +45,16 @@ def find_case_refs(text: str, identity: Identity) -> tuple[str, ...]:
     """Case references written in `text`, upper-cased, first occurrence first, no repeats."""
     seen: list[str] = []
     for match in _case_ref_pattern(identity.case_tag).finditer(text):
-        ref = match.group(1).upper()
+        bracket, marker, written = match.groups()
+        ref = written.upper()
         # A real reference mixes letters and digits or is all letters; "Case 123456" is not ours.
         if ref.isdigit() or ref in seen:
+            continue
+        # "in case anyone asks", "in case no action is taken": an ordinary word after "case" is not
+        # a reference. Ours are written in capitals or with digits; a lower-case word only counts
+        # inside the bracketed token or after "#" ("[case#abcdef]", which clients do produce).
+        plain_word = not any(ch.isdigit() for ch in written) and not written.isupper()
+        if plain_word and not bracket and "#" not in marker:
             continue
         seen.append(ref)
     return tuple(seen)

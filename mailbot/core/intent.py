@@ -4,9 +4,14 @@ Machines first: a bounce is a bounce and an auto-reply an auto-reply, whatever w
 Then conversation: a reply inside one of our case threads is a follow-up, whatever its topic
 (the case already has one). Otherwise every lexicon phrase found in the subject (counted 1.5
 times: subjects state the topic; half in a reply, whose subject is the thread's old topic), the
-new text and forwarded content (counted half) adds its weight to its intent, and the highest
-total wins. Spam must clearly outweigh every topic. The reasons name the phrases that counted,
-so a supervisor can see which word to change.
+new text and forwarded content (counted half) adds its weight to its intent. Codes such as
+"PAY-20260214-7788" are identifiers, not words, and a bracketed aside does not break a phrase.
+
+Spam must clearly outweigh every topic, except in mail about none of our services: a buyer names
+an order number or a service word ([service] in the lexicons), so mail with neither needs only a
+little spam evidence. A topic asked for with a strong phrase both in a fresh subject and in the
+text is what the mail is about; otherwise the highest total wins. The reasons name the phrases
+that counted, so a supervisor can see which word to change.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mailbot.core.phrases import Phrase, PhraseMatcher
+from mailbot.core.phrases import Hit, Phrase, PhraseMatcher
 from mailbot.core.types import (
     AutomationKind,
     AutomationVerdict,
@@ -43,6 +48,12 @@ _SUBJECT_PREFIX = re.compile(
     re.IGNORECASE,
 )
 
+# A code of letters and digits ("PAY-20260214-778812093311", "INV2026-0087"): an identifier, whose
+# letters are not words ("PAY" there is no question about paying).
+_CODE = re.compile(r"(?<![\w-])[A-Za-z]{1,8}-?[0-9][\w/-]*")
+# A short aside in brackets: "(Dongguan Ruifeng Electronics)", "（深圳工厂）".
+_ASIDE = re.compile(r"[ \t]*[(（][^()（）\n]{1,80}[)）]")
+
 # Only answer prefixes: a forward ("Fwd:") states the topic the sender wants handled.
 _REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|r|rif|rép|رد|回复|回覆|答复)\s*[:：]", re.IGNORECASE)
 
@@ -59,10 +70,21 @@ class IntentLexicon:
     forwarded_factor: float = 0.5
     # Spam needs this much evidence and must beat the best topic.
     spam_threshold: float = 3.0
+    # Words that show a mail is about our services (inspection, production monitoring, report,
+    # Trade Assurance, the supplier...); `Phrase.tag` is "service". None configured: no such check.
+    service_words: tuple[Phrase, ...] = ()
+    # Mail about none of our services (no service word, no order number, not in one of our case
+    # threads) is not a buyer request: this much spam evidence is enough, whatever else it says.
+    off_topic_spam_threshold: float = 1.5
+    # A phrase this strong in a fresh subject and another in the new text, both of one topic, state
+    # what the buyer wants: that topic wins over the sum of the rest.
+    stated_weight: float = 2.0
     _matcher: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
+    _service: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_matcher", PhraseMatcher(self.phrases))
+        object.__setattr__(self, "_service", PhraseMatcher(self.service_words))
 
 
 @dataclass
@@ -75,9 +97,14 @@ class _Tally:
         self.why.setdefault(intent, []).append((amount, reason))
 
 
-def _score(tally: _Tally, matcher: PhraseMatcher, text: str, where: str, factor: float) -> None:
+def _score(
+    tally: _Tally, matcher: PhraseMatcher, text: str, where: str, factor: float, strong: float = 0.0
+) -> dict[Intent, str]:
+    """Add the phrases found in one part of the mail; return the intents that had a phrase of at
+    least `strong` weight there (with that phrase), when `strong` is given."""
+    found: dict[Intent, str] = {}
     seen: set[tuple[str, str]] = set()
-    for hit in matcher.find(text):
+    for hit in _find(matcher, text):
         key = (hit.phrase.tag, hit.phrase.text)
         if key in seen:
             continue  # a phrase counts once per part, however often it is repeated
@@ -88,6 +115,29 @@ def _score(tally: _Tally, matcher: PhraseMatcher, text: str, where: str, factor:
             continue
         amount = hit.phrase.weight * factor
         tally.add(intent, amount, f"{hit.phrase.text!r} ({hit.phrase.language}) in {where} +{amount:g}")
+        if strong and hit.phrase.weight >= strong:
+            found.setdefault(intent, hit.phrase.text)
+    return found
+
+
+def _find(matcher: PhraseMatcher, text: str) -> list[Hit]:
+    """Phrases in the text, codes left out, also where a bracketed aside interrupts one: "the
+    supplier (Dongguan Ruifeng) has agreed" says "the supplier has agreed"."""
+    if _CODE.search(text):
+        text = _CODE.sub(lambda m: " " * len(m.group(0)), text)
+    hits = matcher.find(text)
+    if _ASIDE.search(text):
+        hits.extend(matcher.find(_ASIDE.sub("", text)))
+    return hits
+
+
+def _service_word(lexicons: IntentLexicon, *texts: str) -> Hit | None:
+    """The first word of our services ([service] in the lexicons) found in the texts, if any."""
+    for text in texts:
+        hits = lexicons._service.find(text)
+        if hits:
+            return hits[0]
+    return None
 
 
 def classify_intent(
@@ -111,8 +161,9 @@ def classify_intent(
     is_reply = _REPLY_PREFIX.match(mail.subject) is not None
     subject_factor = lexicons.reply_subject_factor if is_reply else lexicons.subject_factor
     body = mail.new_text if mail.new_text.strip() else ("" if mail.forwarded_text.strip() else mail.text)
-    _score(tally, lexicons._matcher, subject, "the subject", subject_factor)
-    _score(tally, lexicons._matcher, body[:_MAX_CHARS], "the text", 1.0)
+    strong = 0.0 if is_reply else lexicons.stated_weight
+    in_subject = _score(tally, lexicons._matcher, subject, "the subject", subject_factor, strong)
+    in_text = _score(tally, lexicons._matcher, body[:_MAX_CHARS], "the text", 1.0, strong)
     forwarded = mail.forwarded_text[:_MAX_CHARS]
     _score(tally, lexicons._matcher, forwarded, "forwarded text", lexicons.forwarded_factor)
     ranked = _ranked(tally)
@@ -138,8 +189,26 @@ def classify_intent(
         bulk and spam > 0 and best_topic < 1.5 and not orders.orders
     ):
         return IntentResult(Intent.SPAM, spam, _reasons(tally, Intent.SPAM), ranked)
+    # A buyer writing to us names an order or one of our services. Mail that does neither and
+    # carries signs of bulk mail is selling something, however much it talks about invoices.
+    if (
+        lexicons.service_words
+        and not orders.orders
+        and spam >= lexicons.off_topic_spam_threshold
+        and _service_word(lexicons, subject, body[:_MAX_CHARS], forwarded) is None
+    ):
+        why = "about none of our services: no service word, no order number, not a reply to us"
+        return IntentResult(Intent.SPAM, spam, (why, *_reasons(tally, Intent.SPAM)), ranked)
 
     topical = [(i, s) for i, s in ranked if i in TOPICAL]
+    # What the buyer asks for in a fresh subject and again in the text, both times in plain words
+    # ("Withdraw monitoring booking" / "please withdraw the booking"), is what the mail is about,
+    # however many words its details add (the card the fee should go back to).
+    stated = [(i, s) for i, s in topical if i in in_subject and i in in_text]
+    if stated:
+        intent, score = stated[0]
+        why = f"asked for in the subject ({in_subject[intent]!r}) and in the text ({in_text[intent]!r})"
+        return IntentResult(intent, score, (why, *_reasons(tally, intent)), ranked)
     if topical and topical[0][1] >= 1.0:
         intent, score = topical[0]
         return IntentResult(intent, score, _reasons(tally, intent), ranked)

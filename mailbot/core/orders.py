@@ -113,6 +113,7 @@ class _Matchers:
     patterns: tuple[tuple[str, re.Pattern[str]], ...]
     digit_patterns: tuple[tuple[str, re.Pattern[str]], ...]
     url: re.Pattern[str]
+    context_words: frozenset[str]  # one-word order words, lower case ("order", "pedido")
 
     @staticmethod
     def build(config: OrderConfig) -> _Matchers:
@@ -128,6 +129,9 @@ class _Matchers:
             patterns=tuple((name, re.compile(rx)) for name, rx in config.decoy_patterns),
             digit_patterns=tuple((name, re.compile(rx)) for name, rx in config.digit_patterns),
             url=re.compile(rf"(?i)[?&#;/](?:{params})[=/:]([0-9][0-9 -]*[0-9])" if params else r"(?!x)x"),
+            context_words=frozenset(
+                word.lower().rstrip("*") for _, word in config.context_words if " " not in word.strip()
+            ),
         )
 
 
@@ -152,6 +156,8 @@ def _is_spaced_letter(char: str) -> bool:
 _GROUP = re.compile(r"[0-9]+")
 _NON_DIGIT = re.compile(r"[^0-9]")
 _GLUED_LETTERS = re.compile(r"([^\W\d_]+)-?$")
+# Up to this many letters joined to a number by a dash are the letter part of a code ("INV-…").
+_MAX_CODE_LETTERS = 5
 # "+86 …", "0086 …". An opening bracket is not one: "my order (1625…)" is how people write.
 _PHONE_PREFIX = re.compile(r"(?:\+|\b00)\s*$")
 _NUMBER_BEFORE = re.compile(r"[0-9][.,]$")
@@ -161,10 +167,14 @@ _ID_GLUE = frozenset("_=\\$%&")
 # A word after a number only describes it ("… nolu sipariş") within the same clause.
 _CLAUSE_BREAK = re.compile(r"[^\w\s]|[0-9]")
 _STRONG_GAP = re.compile(r"(?:[ \t]|[ \t]?[-‐‑–—][ \t]?)")
+# "2. " or "2) " after a group that opens a line: the number of a list item.
+_ENUMERATOR = re.compile(r"[.)][ \t]")
+_LIST_ITEM = re.compile(r"[ \t>]*[0-9]{1,2}[.)][ \t]")
 _WEAK_GAP = re.compile(r"(?:[ \t]*\n[ \t>]*|[ \t]{2,})")
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"]+")
 _INLINE_TAG = re.compile(r"(?i)</?(?:span|b|i|u|em|strong|font|a|small|sup|sub)\b[^>]*>")
 _BLOCK_TAG = re.compile(r"<[^>]*>")
+_ORDER_LINK = re.compile(r"""(?is)<a\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1[^>]*>.*?</a\s*>""")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _AMOUNT_BEFORE = re.compile(r"(?i)(?:[$€£¥₹₽]|\b(?:usd|eur|rmb|cny|gbp|jpy|inr|rub|aed|sar|idr|vnd))\s*$")
 _AMOUNT_AFTER = re.compile(r"(?i)^(?:[.,][0-9]{1,2}(?![0-9])|\s*(?:usd|eur|rmb|cny|元|€|\$))")
@@ -220,11 +230,24 @@ def _chains(text: str, config: OrderConfig) -> list[tuple[int, int]]:
                 and fragment
                 and p_count + count <= config.max_digits
                 and max(p_count, count) >= 3
+                and not ("\n" in gap and _starts_list_item(text, start, end, p_start, p_count, config))
             ):
                 spans[-1] = (p_start, end, p_count + count)
                 continue
         spans.append((start, end, count))
     return [(s, e) for s, e, _ in spans]
+
+
+def _starts_list_item(
+    text: str, start: int, end: int, p_start: int, p_count: int, config: OrderConfig
+) -> bool:
+    """Is the group at `start` the number of a list item ("2. PO 77124 / TA …") rather than the
+    wrapped end of the number above? It is when the line above is an item of the same list, or
+    when the number above is already complete."""
+    if end - start > 2 or not _ENUMERATOR.match(text, end):
+        return False
+    above = text[text.rfind("\n", 0, p_start) + 1 :]
+    return _LIST_ITEM.match(above) is not None or p_count >= config.min_digits
 
 
 def _mask(text: str, pattern: re.Pattern[str]) -> str:
@@ -335,15 +358,17 @@ def _judge(c: _Candidate, config: OrderConfig, hits: list[Hit]) -> _Verdict:
             reasons.append(f"before {_named(following)}")
             score += 0.8
             has_context = True
-        elif not before.strip() or line_start == window_start:
-            # Nothing on the line before it: a table cell or a value under a heading.
+        else:
+            # Nothing on the line (or in its table cell) before it: a value under a heading.
             previous_start = _previous_line_start(text, line_start)
-            heading = _keyword_before(hits, previous_start, max(previous_start, line_start - 1))
+            lo, hi, cell_start = _column_heading(text, previous_start, line_start, c.start)
+            alone = not (text[cell_start : c.start] if cell_start is not None else before).strip()
+            heading = _keyword_before(hits, lo, hi) if alone or line_start == window_start else None
             if heading is not None and heading.phrase.tag == "order":
                 reasons.append(f"under the heading {_named(heading)}")
                 score += 0.5
                 has_context = True
-            elif heading is not None and not before.strip():
+            elif heading is not None and alone:
                 return _Verdict(False, 0.0, (f"under {_named(heading)}: a {heading.phrase.tag} number",))
 
     if not has_context:
@@ -369,6 +394,9 @@ def _shape_decoy(
                 reasons.append(f"written with the prefix {letters!r}")
             elif before.endswith(letters):
                 return f"attached to the letters {letters!r}: another kind of id"
+            elif len(letters) <= _MAX_CODE_LETTERS and letters.lower() not in config._matchers.context_words:
+                # "INS-2026-0418-7751", "INV-20260311-0087": a code with its own letters, not an order.
+                return f"written as the code {letters + '-'!r}: another kind of id"
     if after and _is_spaced_letter(after[0]):
         return "followed directly by letters: another kind of id"
     if before[-1:] in _ID_GLUE and c.source != "attachment_name":
@@ -384,6 +412,49 @@ def _shape_decoy(
     if (after[:1] in {".", ","} and after[1:2].isdigit()) or _NUMBER_BEFORE.search(before):
         return "part of a longer number with separators (amount, tax id)"
     return None
+
+
+def _cells(line: str) -> list[tuple[int, int]]:
+    """Cell spans of a table row: split at "|" or tabs, else at runs of two or more spaces."""
+    separator = re.compile(r"\|" if "|" in line else "\t" if "\t" in line else " {2,}")
+    spans, start = [], 0
+    for match in separator.finditer(line):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(line)))
+    return [(s, e) for s, e in spans if line[s:e].strip()] if separator.pattern == " {2,}" else spans
+
+
+def _column_heading(
+    text: str, heading_start: int, line_start: int, position: int
+) -> tuple[int, int, int | None]:
+    """Where the heading of a number at `position` stands in the line above, and where the
+    number's table cell starts. In a table that is the heading of the number's own column
+    ("Trade Assurance order | PO No." above "9120 4471 8836 0052 | 2026-PO-55810"); otherwise the
+    whole line above (and no cell)."""
+    heading_end = max(heading_start, line_start - 1)
+    whole = (heading_start, heading_end, None)
+    line_end = text.find("\n", position)
+    heading, row = (
+        text[heading_start:heading_end],
+        text[line_start : line_end if line_end >= 0 else len(text)],
+    )
+    head_cells, row_cells = _cells(heading), _cells(row)
+    column = position - line_start
+    index = next((i for i, (s, e) in enumerate(row_cells) if s <= column < e), None)
+    if len(head_cells) < 2 or len(row_cells) < 2 or index is None:
+        return whole
+    if "|" in heading or "\t" in heading:
+        if len(head_cells) != len(row_cells):
+            return whole
+        start, end = head_cells[index]
+    else:
+        # Aligned with spaces: the heading cell that stands above the number's first digit.
+        above = [(s, e) for s, e in head_cells if s <= column < e]
+        if not above:
+            return whole
+        start, end = above[0]
+    return heading_start + start, heading_start + end, line_start + row_cells[index][0]
 
 
 def _previous_line_start(text: str, line_start: int) -> int:
@@ -522,10 +593,25 @@ def _add(target: dict[str, _Found], c: _Candidate, verdict: _Verdict, index: int
 def _html_new_text(mail: InboundMail, config: OrderConfig) -> str:
     """The new text of the HTML version: it may hold what the text part flattened away (a table,
     digits split over spans). Converted only when the text part named no order, because it costs."""
-    html = mail.html or ""
+    html = _show_order_links(mail.html or "", config)
     if not _html_adds_digits(html, mail.text, config):
         return ""
     return split_message(html_to_text(html, mark_quotes=True), subject=mail.subject).new
+
+
+def _show_order_links(html: str, config: OrderConfig) -> str:
+    """Write the target of a link to the order page next to its words: "<a href=…?orderId=2891…>
+    this order</a>" names the order although the reader only sees "this order"."""
+    if "href" not in html.lower():
+        return html
+
+    def shown(match: re.Match[str]) -> str:
+        target = html_lib.unescape(match.group(2))
+        if not config._matchers.url.search(target):
+            return match.group(0)
+        return f"{match.group(0)} ({html_lib.escape(target)})"
+
+    return _ORDER_LINK.sub(shown, html)
 
 
 def _html_adds_digits(html: str, text: str, config: OrderConfig) -> bool:
@@ -539,9 +625,23 @@ def _html_adds_digits(html: str, text: str, config: OrderConfig) -> bool:
 def _apply_corrections(
     mail: InboundMail, config: OrderConfig, accepted: dict[str, _Found], rejected: list[RejectedCandidate]
 ) -> None:
-    """ "The number in the subject is mistyped": drop subject-only numbers when the text has its own."""
+    """ "The number in the subject is mistyped": drop subject-only numbers when the text has its own.
+
+    The text says so with a correction word, or shows it: a subject number that is a text number
+    with two neighbouring digits swapped is the same order typed twice, and the text's is the one
+    written with care (buyers correct the subject in the text, not the other way round)."""
     if not any(f.source == "subject" for f in accepted.values()):
         return
+    body = [n for n, f in accepted.items() if _TIER[f.source] <= _TIER["signature"]]
+    for number, found in list(accepted.items()):
+        twin = next((b for b in body if _swapped_neighbours(number, b)), None)
+        if found.source == "subject" and twin is not None:
+            del accepted[number]
+            rejected.append(
+                RejectedCandidate(
+                    number, "subject", f"{twin} with two digits swapped: a typo the text corrects"
+                )
+            )
     corrections = config._matchers.corrections.find(normalise_digits(mail.new_text))
     if not corrections:
         return
@@ -555,3 +655,11 @@ def _apply_corrections(
             rejected.append(
                 RejectedCandidate(number, "subject", f"the text corrects the subject ({phrase!r})")
             )
+
+
+def _swapped_neighbours(a: str, b: str) -> bool:
+    """Are a and b the same digits but for two neighbours swapped ("…0169" and "…0196")?"""
+    if len(a) != len(b) or a == b:
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]

@@ -45,6 +45,7 @@ def test_the_shipped_rules_load_with_every_required_language() -> None:
         assert any(p.language == language for p in config.intents.phrases), language
         assert any(lang == language for lang, _ in config.automation.out_of_office_subjects), language
         assert any(p.language == language and p.stopwords for p in config.profiles), language
+        assert any(p.language == language for p in config.intents.service_words), language
     assert {p.tag for p in config.intents.phrases} == {
         i.value for i in Intent if i not in {Intent.FOLLOW_UP, Intent.AUTO_REPLY, Intent.BOUNCE}
     }
@@ -90,6 +91,17 @@ def test_an_unknown_key_is_an_error_not_silently_ignored(rules: Path) -> None:
         load_reading_config(rules)
     assert caught.value.key == "orders.contex"
     assert caught.value.line == line_of(path, "contex = []")
+
+
+def test_a_bad_service_word_names_file_line_and_key(rules: Path) -> None:
+    path = rules / "lexicons" / "en.toml"
+    edit(path, '"production monitoring", ', "42, ")
+    with pytest.raises(RuleFileError) as caught:
+        load_reading_config(rules)
+    assert caught.value.path == "rules/lexicons/en.toml"
+    assert caught.value.key == "service.words"
+    assert caught.value.line == line_of(path, "42, ")
+    assert "expected a list of strings" in caught.value.message
 
 
 def test_machine_intents_cannot_be_given_phrases(rules: Path) -> None:

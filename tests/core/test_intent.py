@@ -99,6 +99,11 @@ def classify(m: InboundMail, lexicon: IntentLexicon | None = None) -> IntentResu
             "Denetim",
             "Sipariş için üretim takibi eklemek istiyoruz. Tedarikçi kabul etti.",
         ),
+        (
+            Intent.ADD_SERVICE,
+            "Production monitoring",
+            "Please set up production monitoring for our order. The supplier (Ningbo Tools) has agreed.",
+        ),
         (Intent.PAYMENT_QUESTION, "UnionPay?", "Do you accept UnionPay, or only Visa/MasterCard?"),
         (
             Intent.PAYMENT_QUESTION,
@@ -111,6 +116,16 @@ def classify(m: InboundMail, lexicon: IntentLexicon | None = None) -> IntentResu
             "Does the inspector check the packaging or only the quantity?",
         ),
         (Intent.GENERAL_QUESTION, "Hello", "Please find the documents attached."),
+        (
+            Intent.GENERAL_QUESTION,
+            "Questions about the inspection",
+            "Does the standard inspection include a drop test, or only counting? Can we pay extra for it?",
+        ),
+        (
+            Intent.GENERAL_QUESTION,
+            "استفسار",
+            "هل تشمل خدمة الفحص زيارة المصنعين؟ وهل يمكن أن يكون التقرير باللغة العربية؟",
+        ),
         (
             Intent.SPAM,
             "Buyer News",
@@ -147,6 +162,19 @@ def test_a_mangled_case_token_in_the_subject_makes_a_follow_up() -> None:
     assert "K7Q2XZ" in result.reasons[0]
 
 
+def test_a_case_reference_written_in_the_text_makes_a_follow_up() -> None:
+    result = classify(
+        mail("Regarding your case ref. 9JXW4P: the supplier agreed, please book it.", "Booking")
+    )
+    assert result.intent is Intent.FOLLOW_UP
+    assert "9JXW4P" in result.reasons[0]
+
+
+def test_the_word_case_in_a_sentence_is_not_a_case_reference() -> None:
+    m = mail("Just in case anyone asks: please cancel the inspection, in case no action was taken yet.")
+    assert classify(m).intent is Intent.CANCELLATION
+
+
 def test_auto_replies_and_bounces_outrank_the_case_thread() -> None:
     ooo = parse((EML / "automation-ooo-subject-de.eml").read_bytes())
     assert classify(ooo).intent is Intent.AUTO_REPLY
@@ -168,6 +196,50 @@ def test_a_word_like_unsubscribe_alone_does_not_make_spam() -> None:
     assert result.intent is Intent.CANCELLATION
 
 
+def test_mail_about_none_of_our_services_with_signs_of_bulk_mail_is_spam() -> None:
+    result = classify(
+        mail(
+            "Your parcel is on hold. Please pay the customs fee within 48 hours.",
+            "Customs fee required",
+        )
+    )
+    assert result.intent is Intent.SPAM
+    assert "about none of our services" in result.reasons[0]
+
+
+def test_a_buyer_naming_our_service_is_not_taken_for_bulk_mail() -> None:
+    m = mail("Can I pay the inspection fee within 48 hours of booking, or must I pay at once?", "Fee")
+    assert classify(m).intent is Intent.PAYMENT_QUESTION
+
+
+def test_a_buyer_without_service_words_or_spam_signs_is_still_answered() -> None:
+    m = mail("My card was declined when I tried to pay. Can I use PayPal? Thanks for your cooperation.")
+    assert classify(m).intent is Intent.PAYMENT_QUESTION
+
+
+def test_the_letters_of_a_code_are_not_words() -> None:
+    result = classify(mail("Please see report INS-2026-0418 and PAY-20260214-7788.", "Report"))
+    assert all("'pay'" not in r for r in result.reasons)
+    assert Intent.PAYMENT_QUESTION not in dict(result.scores)
+
+
+def test_a_topic_asked_for_in_subject_and_text_outweighs_the_details() -> None:
+    m = mail(
+        "Could you please withdraw the production monitoring booking on our order? The monitoring fee "
+        "was charged to our Visa card (payment reference 4417). Please put the payment back on the card.",
+        "Withdraw monitoring booking",
+    )
+    result = classify(m)
+    assert dict(result.scores)[Intent.PAYMENT_QUESTION] > dict(result.scores)[Intent.CANCELLATION]
+    assert result.intent is Intent.CANCELLATION
+    assert result.reasons[0].startswith("asked for in the subject ('withdraw*') and in the text")
+
+
+def test_an_existing_booking_is_not_a_request_to_book() -> None:
+    m = mail("The inspection was booked for 3 May. Has the inspector been there yet?", "Inspection")
+    assert classify(m).intent is Intent.STATUS_INQUIRY
+
+
 def test_forwarded_content_counts_at_half_weight() -> None:
     m = mail(
         "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Sup\n\nWe will cancel the order."
@@ -185,7 +257,7 @@ def test_supervisors_change_the_outcome_by_editing_phrases() -> None:
 
 
 def test_the_spam_threshold_is_part_of_the_lexicon() -> None:
-    m = mail("Special offer for buyers.")
+    m = mail("Special offer for buyers of our inspection service.")
     assert classify(m).intent is not Intent.SPAM
     eager = dataclasses.replace(CONFIG.intents, spam_threshold=1.0)
     assert classify(m, eager).intent is Intent.SPAM

@@ -101,6 +101,11 @@ def test_orders_on_consecutive_lines_stay_apart() -> None:
     assert numbers(m) == ("1234567890123456", "2345678901234567")
 
 
+def test_the_number_of_the_next_list_item_is_not_joined_to_an_order() -> None:
+    m = mail("Please cancel:\n  1. PO 77120 / TA 245118930027461\n  2. PO 77124 / TA 245118930031992\nThanks")
+    assert numbers(m) == ("245118930027461", "245118930031992")
+
+
 def test_a_quantity_after_a_complete_number_is_not_joined() -> None:
     assert numbers(mail("Order 4709951454867277 2000 pcs are missing.")) == ("4709951454867277",)
 
@@ -120,6 +125,7 @@ def test_a_quantity_after_a_complete_number_is_not_joined() -> None:
         ("Total USD 123456789012.50", "123456789012", "amount"),
         ("Invoice Reg. No. T1479619445093", "1479619445093", "letters 'T'"),
         ("Photo taken 20260314101455", "20260314101455", "time stamp"),
+        ("Report no. 2026-0418-7751 attached", "2026-0418-7751", "a date followed by a short serial"),
         ("Two charges on my card:\n  - ref 202603121045338871", "202603121045338871", "payment"),
         ("к/с 30101810500000000110", "30101810500000000110", "bank"),
         ("р/с 407028106669683179841", "407028106669683179841", "longer than"),
@@ -130,6 +136,13 @@ def test_look_alikes_are_rejected_with_a_reason(body: str, decoy: str, reason: s
     m = mail(body)
     assert numbers(m) == ()
     assert reason in rejected_reason(m, decoy)
+
+
+def test_a_code_with_letters_of_its_own_is_not_an_order() -> None:
+    m = mail("Please review the report (No. INS-2026-0418-7751-0093).")
+    assert numbers(m) == ()
+    assert "code 'INS-'" in rejected_reason(m, "2026-0418-7751-0093")
+    assert numbers(mail("Please cancel TA-162534987612345.")) == ("162534987612345",)
 
 
 def test_brackets_around_an_order_number_do_not_make_it_a_phone_number() -> None:
@@ -189,6 +202,19 @@ def test_a_subject_number_the_buyer_calls_mistyped_is_dropped() -> None:
     assert "corrects the subject" in rejected_reason(m, "111122223333444")
 
 
+def test_a_subject_number_with_two_digits_swapped_is_the_typo_the_text_corrects() -> None:
+    m = mail(
+        "Sorry, the right one is 5520 3488 1773 0169.", subject="Cancel inspection order 5520348817730196"
+    )
+    assert numbers(m) == ("5520348817730169",)
+    assert "two digits swapped" in rejected_reason(m, "5520348817730196")
+
+
+def test_a_different_order_in_the_subject_is_still_listed_second() -> None:
+    m = mail("Please cancel order 5520348817730169.", subject="Order 5520348817730170")
+    assert numbers(m) == ("5520348817730169", "5520348817730170")
+
+
 def test_same_number_in_subject_and_body_is_listed_once_with_both_sources_named() -> None:
     m = mail(
         "Please cancel Trade Assurance order 4709951454867277.", subject="Cancellation - 4709 9514 5486 7277"
@@ -245,6 +271,27 @@ def test_order_only_in_an_html_table_is_found_under_its_heading() -> None:
     extraction = extract_orders(mail(html=html), CONFIG)
     assert extraction.numbers == ("3855793543333243",)
     assert any("heading" in r for r in extraction.orders[0].reasons)
+
+
+def test_a_table_number_takes_the_heading_of_its_own_column() -> None:
+    html = (
+        "<table><tr><th>Trade Assurance order</th><th>PO No.</th><th>Amount</th></tr>"
+        "<tr><td><span>9120 4471</span><span> 8836 0052</span></td><td>202603110087123</td>"
+        "<td>USD 23,880.00</td></tr></table>"
+    )
+    m = mail(html=html)
+    assert numbers(m) == ("9120447188360052",)
+    assert "po no" in rejected_reason(m, "202603110087123")
+
+
+def test_an_order_linked_only_behind_words_is_read_from_the_link() -> None:
+    html = (
+        '<p>Regarding <a href="https://trade.example.test/order/detail.htm?orderId=289114607532288410">'
+        "this order</a>, the report is wrong.</p>"
+    )
+    extraction = extract_orders(mail(html=html), CONFIG)
+    assert extraction.numbers == ("289114607532288410",)
+    assert extraction.orders[0].source == "url"
 
 
 def test_order_only_in_an_attachment_name_is_found() -> None:
