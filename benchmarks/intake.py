@@ -8,7 +8,9 @@ charsets, quoted replies, attachments up to 2 MB) with a ground-truth manifest; 
 them once by MULTIAPPEND; every run then works on its own server-side copy of that mailbox (hard links)
 with a fresh database, so runs see identical input. `mailbot poll --once` runs as a child process and
 `os.wait4` gives its wall time, CPU and peak RSS (ru_maxrss: what `/usr/bin/time -v` calls "Maximum
-resident set size"). Schema creation (`mailbot db upgrade`) is untimed, like the peer's `migrate`.
+resident set size"), taken by a small launcher process: a child forked straight from this benchmark
+would report the benchmark's own peak RSS as its own (Linux keeps the parent's high-water mark at
+exec). Schema creation (`mailbot db upgrade`) is untimed, like the peer's `migrate`.
 
 A run only counts when it did the whole job: a case per mail, every order number on its case, one reply
 per case received by the SMTP capture server, nothing left unprocessed in the mailbox. With
@@ -301,23 +303,43 @@ class Timed:
         return self.user_s + self.sys_s
 
 
+# Runs the command and writes its own wall time and rusage to the file named first. A child forked
+# from this (large) benchmark process would report OUR peak RSS as its own: Linux records the
+# parent's high-water mark at exec. The launcher is small, so the rusage of its child is the
+# command's alone.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    json.dump({"rc": os.waitstatus_to_exitcode(status), "wall": wall, "user": usage.ru_utime,
+               "sys": usage.ru_stime, "rss_kb": usage.ru_maxrss}, out)
+"""
+
+
 def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 1800) -> Timed:
-    """Run cmd as a child: wall clock around it; CPU and peak RSS of it (and reaped children) from wait4."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
+    """Run cmd as a grandchild (see _LAUNCHER): its wall time, CPU and peak RSS, and its output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".json") as usage_file:
+        launcher = [sys.executable, "-c", _LAUNCHER, usage_file.name, *cmd]
+        proc = subprocess.Popen(launcher, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
         killer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
         killer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         killer.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        try:
+            usage = json.loads(Path(usage_file.name).read_text())
+        except ValueError:  # the launcher was killed (timeout) before it could write
+            return Timed(rc=proc.returncode or -9, wall_s=timeout, user_s=0, sys_s=0, rss_kb=0,
+                         stdout=stdout, stderr=stderr)
         return Timed(
-            rc=proc.returncode, wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime,
-            rss_kb=usage.ru_maxrss, stdout=out.read().decode(errors="replace"),
-            stderr=err.read().decode(errors="replace"),
+            rc=usage["rc"], wall_s=usage["wall"], user_s=usage["user"], sys_s=usage["sys"],
+            rss_kb=usage["rss_kb"], stdout=stdout, stderr=stderr,
         )
 
 
