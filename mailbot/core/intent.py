@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mailbot.core.authentication import auth_verdict
 from mailbot.core.phrases import Hit, Phrase, PhraseMatcher
 from mailbot.core.types import (
     AutomationKind,
@@ -75,10 +76,14 @@ class IntentLexicon:
     service_words: tuple[Phrase, ...] = ()
     # Mail about none of our services (no service word, no order number, not in one of our case
     # threads) is not a buyer request: this much spam evidence is enough, whatever else it says.
-    off_topic_spam_threshold: float = 1.5
+    off_topic_spam_threshold: float = 1.0
     # A phrase this strong in a fresh subject and another in the new text, both of one topic, state
     # what the buyer wants: that topic wins over the sum of the rest.
     stated_weight: float = 2.0
+    # Without an order number a topic needs at least one phrase this heavy: words that only
+    # describe a report ("quantity", "packaging", "photos") add up in a question about what reports
+    # contain; a complaint about one names the order or says what is wrong ("does not match").
+    decisive_weight: float = 1.0
     _matcher: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
     _service: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
 
@@ -91,10 +96,12 @@ class IntentLexicon:
 class _Tally:
     scores: dict[Intent, float] = field(default_factory=dict)
     why: dict[Intent, list[tuple[float, str]]] = field(default_factory=dict)
+    strongest: dict[Intent, float] = field(default_factory=dict)  # the heaviest single phrase
 
-    def add(self, intent: Intent, amount: float, reason: str) -> None:
+    def add(self, intent: Intent, amount: float, reason: str, weight: float) -> None:
         self.scores[intent] = self.scores.get(intent, 0.0) + amount
         self.why.setdefault(intent, []).append((amount, reason))
+        self.strongest[intent] = max(self.strongest.get(intent, 0.0), weight)
 
 
 def _score(
@@ -114,7 +121,8 @@ def _score(
         except ValueError:
             continue
         amount = hit.phrase.weight * factor
-        tally.add(intent, amount, f"{hit.phrase.text!r} ({hit.phrase.language}) in {where} +{amount:g}")
+        reason = f"{hit.phrase.text!r} ({hit.phrase.language}) in {where} +{amount:g}"
+        tally.add(intent, amount, reason, hit.phrase.weight)
         if strong and hit.phrase.weight >= strong:
             found.setdefault(intent, hit.phrase.text)
     return found
@@ -189,6 +197,12 @@ def classify_intent(
         bulk and spam > 0 and best_topic < 1.5 and not orders.orders
     ):
         return IntentResult(Intent.SPAM, spam, _reasons(tally, Intent.SPAM), ranked)
+    # Phishing imitates the platform and names order numbers; what gives it away is a sender our
+    # server could not authenticate, writing like bulk mail.
+    verdict, how = auth_verdict(mail)
+    if verdict == "fail" and spam >= lexicons.off_topic_spam_threshold:
+        why = f"the sender failed authentication ({how}) and the mail reads like bulk mail"
+        return IntentResult(Intent.SPAM, spam, (why, *_reasons(tally, Intent.SPAM)), ranked)
     # A buyer writing to us names an order or one of our services. Mail that does neither and
     # carries signs of bulk mail is selling something, however much it talks about invoices.
     if (
@@ -200,7 +214,13 @@ def classify_intent(
         why = "about none of our services: no service word, no order number, not a reply to us"
         return IntentResult(Intent.SPAM, spam, (why, *_reasons(tally, Intent.SPAM)), ranked)
 
-    topical = [(i, s) for i, s in ranked if i in TOPICAL]
+    # (A general question is what is left when nothing else is decisive, so it needs no such phrase.)
+    decisive = 0.0 if orders.orders else lexicons.decisive_weight
+    topical = [
+        (i, s)
+        for i, s in ranked
+        if i in TOPICAL and (i is Intent.GENERAL_QUESTION or tally.strongest.get(i, 0.0) >= decisive)
+    ]
     # What the buyer asks for in a fresh subject and again in the text, both times in plain words
     # ("Withdraw monitoring booking" / "please withdraw the booking"), is what the mail is about,
     # however many words its details add (the card the fee should go back to).

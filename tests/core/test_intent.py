@@ -280,3 +280,43 @@ def test_a_reply_subject_yields_to_what_the_new_text_asks() -> None:
 def test_a_fresh_subject_still_states_the_topic() -> None:
     m = mail("Thanks for your help.", "Inspection booking for next week")
     assert classify(m).intent is Intent.ADD_SERVICE
+
+
+def test_a_sender_failing_authentication_who_writes_like_bulk_mail_is_spam_even_naming_an_order() -> None:
+    m = mail(
+        "Dear Valued Buyer,\n\nYour Trade Assurance order 5521930047718823 is on hold because the payment "
+        "for your inspection failed. Verify your payment details within 24 hours: "
+        "http://login.example/verify",
+        "Action required: order on hold",
+        headers={"Authentication-Results": "mx.example.test; spf=fail smtp.mailfrom=x.example; dmarc=fail"},
+    )
+    result = classify(m)
+    assert result.intent is Intent.SPAM
+    assert "failed authentication (dmarc=fail)" in result.reasons[0]
+
+
+def test_a_buyer_whose_mail_failed_authentication_is_still_read_by_topic() -> None:
+    m = mail(
+        "Please cancel the inspection for order 162534987612345, the supplier cancelled the deal.",
+        "Cancel inspection",
+        headers={"Authentication-Results": "mx.example.test; dmarc=fail header.from=shop.example"},
+    )
+    assert classify(m).intent is Intent.CANCELLATION
+
+
+def test_without_an_order_words_that_only_describe_a_report_ask_a_general_question() -> None:
+    m = mail(
+        "We will use the inspection for the first time. Do the reports have photos of the packaging, "
+        "and is the quantity counted?",
+        "Questions about the inspection report",
+    )
+    assert classify(m).intent is Intent.GENERAL_QUESTION
+
+
+def test_the_same_words_about_an_order_make_a_dispute() -> None:
+    m = mail(
+        "The inspection report for order 162534987612345 shows the packaging and the quantity "
+        "differently from our PI; the photos show other cartons.",
+        "Inspection report",
+    )
+    assert classify(m).intent is Intent.REPORT_DISPUTE

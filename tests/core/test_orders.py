@@ -125,6 +125,8 @@ def test_a_quantity_after_a_complete_number_is_not_joined() -> None:
         ("Total USD 123456789012.50", "123456789012", "amount"),
         ("Invoice Reg. No. T1479619445093", "1479619445093", "letters 'T'"),
         ("Photo taken 20260314101455", "20260314101455", "time stamp"),
+        ("如有紧急事务，请致电 0574-8555 6632 联系采购部", "0574-8555 6632", "phone"),
+        ("رقم التسجيل الضريبي: 100234567800003", "100234567800003", "tax"),
         ("Report no. 2026-0418-7751 attached", "2026-0418-7751", "a date followed by a short serial"),
         ("Two charges on my card:\n  - ref 202603121045338871", "202603121045338871", "payment"),
         ("к/с 30101810500000000110", "30101810500000000110", "bank"),

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from mailbot.core.authentication import auth_verdict
 from mailbot.core.rules.engine import RuleFacts
-from mailbot.core.rules.predicates import PREDICATES, ValueProblem, Vocabulary, auth_verdict
+from mailbot.core.rules.predicates import PREDICATES, ValueProblem, Vocabulary
 from mailbot.core.types import Attachment, AutomationKind, Intent
 
 VOCABULARY = Vocabulary(mailboxes=frozenset({"pm", "inspection"}), word_lists={"legal": ("lawyer", "律师")})
@@ -243,7 +244,7 @@ def test_authentication_verdict_prefers_dmarc_then_dkim_or_spf(
     header: str | None, verdict: str, facts: Callable[..., RuleFacts]
 ) -> None:
     headers = (("Authentication-Results", header),) if header else ()
-    assert auth_verdict(facts(headers=headers).reading)[0] == verdict
+    assert auth_verdict(facts(headers=headers).reading.mail)[0] == verdict
 
 
 def test_only_the_topmost_authentication_results_header_counts(facts: Callable[..., RuleFacts]) -> None:
@@ -252,4 +253,4 @@ def test_only_the_topmost_authentication_results_header_counts(facts: Callable[.
         ("Authentication-Results", "mx.example; dmarc=fail"),
         ("Authentication-Results", "evil; dmarc=pass"),
     )
-    assert auth_verdict(facts(headers=headers).reading)[0] == "fail"
+    assert auth_verdict(facts(headers=headers).reading.mail)[0] == "fail"

@@ -16,12 +16,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailbot.core.authentication import AUTH_VERDICTS, auth_verdict
 from mailbot.core.types import AutomationKind, Intent, Reading, ThreadMatch
 
 #: Regular expressions only ever look at this much text, so one odd 20 MB message cannot stall routing.
 MAX_TEXT = 100_000
 
-AUTH_VERDICTS = ("pass", "fail", "none")
 
 
 @dataclass(frozen=True)
@@ -376,36 +376,15 @@ def _header(value: Any, _vocabulary: Vocabulary) -> Check:
     return check
 
 
-def auth_verdict(reading: Reading) -> tuple[str, str]:
-    """pass / fail / none from the topmost Authentication-Results header (the one our server added).
-
-    DMARC decides when present, because only DMARC ties the result to the From address people see.
-    Without it, a DKIM or SPF pass counts as pass and a fail or softfail of both as fail.
-    """
-    header = reading.mail.header("Authentication-Results")
-    if header is None:
-        return "none", "no Authentication-Results header"
-    results: dict[str, str] = {}
-    for method, result in re.findall(r"\b(dmarc|dkim|spf)\s*=\s*([a-z]+)", header.lower()):
-        results.setdefault(method, result)
-    if results.get("dmarc") in ("pass", "fail"):
-        return results["dmarc"], f"dmarc={results['dmarc']}"
-    passed = [m for m in ("dkim", "spf") if results.get(m) == "pass"]
-    if passed:
-        return "pass", " ".join(f"{m}=pass" for m in passed)
-    failed = [m for m in ("dkim", "spf") if results.get(m) in ("fail", "softfail")]
-    if failed:
-        return "fail", " ".join(f"{m}={results[m]}" for m in failed)
-    return "none", "no pass or fail result in Authentication-Results"
-
-
 def _auth(value: Any, vocabulary: Vocabulary) -> Check:
-    build = _choice("authentication", lambda facts: auth_verdict(facts.reading)[0], lambda _v: AUTH_VERDICTS)
+    build = _choice(
+        "authentication", lambda facts: auth_verdict(facts.reading.mail)[0], lambda _v: AUTH_VERDICTS
+    )
     inner = build(value, vocabulary)
 
     def check(facts: RuleFacts) -> Verdict:
         verdict = inner(facts)
-        return Verdict(verdict.hit, f"{verdict.why} ({auth_verdict(facts.reading)[1]})")
+        return Verdict(verdict.hit, f"{verdict.why} ({auth_verdict(facts.reading.mail)[1]})")
 
     return check
 
