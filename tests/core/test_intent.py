@@ -104,6 +104,28 @@ def classify(m: InboundMail, lexicon: IntentLexicon | None = None) -> IntentResu
             "Production monitoring",
             "Please set up production monitoring for our order. The supplier (Ningbo Tools) has agreed.",
         ),
+        (
+            Intent.ADD_SERVICE,
+            "Aggiunta monitoraggio della produzione",
+            "Buongiorno, vorremmo aggiungere il monitoraggio della produzione al nostro ordine. "
+            "Il fornitore è d'accordo e la merce sarà pronta a fine mese. Cordiali saluti",
+        ),
+        (
+            Intent.REPORT_DISPUTE,
+            "Rapporto di ispezione",
+            "Il rapporto dice 480 cartoni ma nella PI sono 500, e le foto delle etichette sono sfocate.",
+        ),
+        (
+            Intent.STATUS_INQUIRY,
+            "검품 진행 상황 문의",
+            "안녕하세요. 지난주 검품이 끝났다고 들었는데 보고서가 아직 올라오지 않았습니다. "
+            "언제쯤 받을 수 있을까요?",
+        ),
+        (
+            Intent.CANCELLATION,
+            "생산 모니터링 취소",
+            "공급업체와 주문을 취소했습니다. 생산 모니터링도 취소해 주세요.",
+        ),
         (Intent.PAYMENT_QUESTION, "UnionPay?", "Do you accept UnionPay, or only Visa/MasterCard?"),
         (
             Intent.PAYMENT_QUESTION,
@@ -261,6 +283,13 @@ def test_the_spam_threshold_is_part_of_the_lexicon() -> None:
     assert classify(m).intent is not Intent.SPAM
     eager = dataclasses.replace(CONFIG.intents, spam_threshold=1.0)
     assert classify(m, eager).intent is Intent.SPAM
+
+
+def test_an_additional_charge_in_korean_is_not_a_request_to_add_the_service() -> None:
+    # "추가" is also "additional" ("추가 비용"); only "추가하 / 추가할 / 추가 신청" ask to add.
+    result = classify(mail("검수 추가 비용은 얼마인가요? 카드로 결제할 수 있나요?", "비용 문의"))
+    assert result.intent is Intent.PAYMENT_QUESTION
+    assert Intent.ADD_SERVICE not in dict(result.scores)
 
 
 def test_empty_mail_is_a_general_question() -> None:

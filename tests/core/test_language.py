@@ -33,10 +33,26 @@ def detect(text: str, allowed: tuple[str, ...] | None = None) -> str:
         ("tr", "Merhabalar, sipariş için üretim takibi eklemek istiyoruz. Tedarikçi kabul etti."),
         ("vi", "Chào bạn, báo cáo của đơn hàng thiếu ảnh bao bì. Vui lòng xem lại giúp tôi."),
         ("id", "Halo kak, saya mau cancel production monitoring untuk order ini karena pesanan dibatalkan."),
+        ("it", "Buongiorno, vorremmo aggiungere il controllo qualità all'ordine. Il fornitore è d'accordo."),
+        ("ko", "안녕하세요, 주문번호 검수 보고서가 아직 업로드되지 않았습니다. 언제쯤 받을 수 있을까요?"),
     ],
 )
 def test_each_lexicon_language_is_recognised(language: str, text: str) -> None:
     assert detect(text) == language
+
+
+def test_an_italian_mail_is_read_as_italian() -> None:
+    # è, à and ù are French letters too, and "la", "non", "il" French words: Italian's own words decide.
+    assert detect("Salve, la qualità è pessima e la quantità nel rapporto non è giusta. Saluti") == "it"
+    assert detect("Buongiorno, il rapporto dell'ispezione è già disponibile? Grazie mille") == "it"
+    assert detect("Bonjour, la qualité n'est pas bonne et la quantité est fausse. Merci") == "fr"
+    assert detect("Hola, la calidad no es buena y la cantidad del informe es incorrecta. Gracias") == "es"
+
+
+def test_a_korean_mail_is_read_as_korean() -> None:
+    # Hangul points to Korean now that a Korean lexicon exists, English words and codes around it or not.
+    assert detect("Hello, PI 기준으로 QC 보고서의 수량을 다시 확인해 주시겠어요? 감사합니다.") == "ko"
+    assert detect("Please check the report for our order. Thanks. -- 김민수 드림 (Kim Minsu)") == "en"
 
 
 def test_chinese_product_names_in_english_do_not_make_a_mail_chinese() -> None:

@@ -83,6 +83,8 @@ def test_full_width_and_arabic_indic_digits_are_read() -> None:
         "Báo cáo của đơn hàng {n} thiếu ảnh.",
         "Saya mau cancel untuk no. pesanan {n} karena dibatalkan.",
         "注文番号{n}のレポートについて",
+        "Vorremmo aggiungere l'ispezione all'ordine n. {n}, grazie.",
+        "주문번호 {n} 검수 보고서 관련 문의드립니다.",
     ],
 )
 def test_context_words_of_every_lexicon_language_are_recognised(sentence: str) -> None:
@@ -129,6 +131,10 @@ def test_a_quantity_after_a_complete_number_is_not_joined() -> None:
         ("رقم التسجيل الضريبي: 100234567800003", "100234567800003", "tax"),
         ("Report no. 2026-0418-7751 attached", "2026-0418-7751", "a date followed by a short serial"),
         ("Two charges on my card:\n  - ref 202603121045338871", "202603121045338871", "payment"),
+        ("Partita IVA 012345678901", "012345678901", "tax"),
+        ("Cellulare 333 1234 5678 90", "333 1234 5678 90", "phone"),
+        ("운송장번호 123456789012345 입니다", "123456789012345", "tracking"),
+        ("사업자등록번호: 1234567890123", "1234567890123", "tax"),
         ("к/с 30101810500000000110", "30101810500000000110", "bank"),
         ("р/с 407028106669683179841", "407028106669683179841", "longer than"),
         ('boundary="_----------=_1337625986146380"', "1337625986146380", "part of a longer identifier"),
