@@ -15,7 +15,6 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from mailbot.adapters.imap import ImapConfig, ImapSentCopies, ImapSource
-from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.maildir import FolderSentCopies, MaildirSource
 from mailbot.adapters.ports import MailSource, ReplyTransport, SentCopies
 from mailbot.adapters.smtp import FolderTransport, SmtpConfig, SmtpTransport
@@ -158,7 +157,6 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     intake = Intake(
         engine=engine,
         identity=identity,
-        reading_config=load_reading_config(settings.rules_dir),
         rules=rules,
         renderer=templates,
         mailboxes={

@@ -1,9 +1,10 @@
 """Reads the supervisors' rule files from the rules folder; checking them is the core's job.
 
 Which files are routing files: `routing.toml`, then every `routing-<name>.toml` in name order. Their
-rules are tried in that order, file after file. Everything else in the folder belongs to someone
-else (`orders.toml`, `calendar.toml`, `lexicons/`) and is left alone. Rule tests are the files
-`tests/*.toml`; the mails they use live in `tests/mail/`.
+rules are tried in that order, file after file. The reading files (`orders.toml`, `lexicons/*.toml`)
+are parsed by `adapters/lexicons.py`, but they decide what the rules see (the intent, the order
+numbers), so they are part of the rule-set version: a change to a lexicon is a new version, like a
+change to a rule. Rule tests are the files `tests/*.toml`; the mails they use live in `tests/mail/`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from mailbot.core.rules.schema import RuleSet, RuleSetErrors, RuleSource, parse_
 
 ROUTING_FILE = "routing.toml"
 ROUTING_EXTRA_GLOB = "routing-*.toml"
+ORDERS_FILE = "orders.toml"
+LEXICONS_DIR = "lexicons"
 TESTS_DIR = "tests"
 MAX_RULE_FILE_BYTES = 1_000_000
 MAX_TEST_MAIL_BYTES = 25 * 1024 * 1024
@@ -48,10 +51,31 @@ def read_routing_sources(rules_dir: Path) -> list[RuleSource]:
     return sources
 
 
+def _reading_paths(rules_dir: Path) -> list[Path]:
+    """The files that shape how a mail is read: `orders.toml` and the lexicons."""
+    orders = rules_dir / ORDERS_FILE
+    lexicons = rules_dir / LEXICONS_DIR
+    found = [orders] if orders.is_file() else []
+    return found + (sorted(p for p in lexicons.glob("*.toml") if p.is_file()) if lexicons.is_dir() else [])
+
+
+def read_reading_sources(rules_dir: Path) -> list[RuleSource]:
+    """The text of every reading file, for the version; RuleSetErrors when one cannot be read."""
+    sources, errors = [], []
+    for path in _reading_paths(rules_dir):
+        try:
+            sources.append(RuleSource(str(path), _read_text(path)))
+        except RuleFileError as error:
+            errors.append(error)
+    if errors:
+        raise RuleSetErrors(errors)
+    return sources
+
+
 def routing_version(rules_dir: Path) -> str | None:
-    """The rule-set version the routing files would have, without checking them; None if unreadable."""
+    """The version the rule files would have, without checking them; None if unreadable."""
     try:
-        sources = read_routing_sources(rules_dir)
+        sources = [*read_routing_sources(rules_dir), *read_reading_sources(rules_dir)]
     except RuleSetErrors:
         return None
     return ruleset_version(sources)
@@ -65,7 +89,10 @@ def load_ruleset(
 ) -> RuleSet:
     """The checked rule set in `rules_dir`; RuleSetErrors naming file, line and key for every mistake."""
     return parse_ruleset(
-        read_routing_sources(rules_dir), known_templates=known_templates, known_mailboxes=known_mailboxes
+        read_routing_sources(rules_dir),
+        known_templates=known_templates,
+        known_mailboxes=known_mailboxes,
+        versioned_with=read_reading_sources(rules_dir),
     )
 
 
@@ -150,5 +177,4 @@ def reading_files(rules_dir: Path) -> dict[str, bytes]:
 
     A replay compares a draft's with the live ones to know whether the mail must be read again.
     """
-    paths = [rules_dir / "orders.toml", *sorted((rules_dir / "lexicons").glob("*.toml"))]
-    return {p.relative_to(rules_dir).as_posix(): p.read_bytes() for p in paths if p.is_file()}
+    return {p.relative_to(rules_dir).as_posix(): p.read_bytes() for p in _reading_paths(rules_dir)}

@@ -46,7 +46,10 @@ def crash_point(name: str) -> None:
 
 
 class RuleSource(Protocol):
+    """The rules in charge and how to read mail under them; both may change between two calls."""
+
     def current(self) -> RuleSet: ...
+    def reading(self) -> ReadingConfig: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,6 @@ class Intake:
 
     engine: Engine
     identity: Identity
-    reading_config: ReadingConfig
     rules: RuleSource
     renderer: ReplyRenderer
     mailboxes: dict[str, MailboxInfo]
@@ -156,7 +158,8 @@ def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, rep
                 break
         # Reading is pure and the slow part: it happens before the write transaction opens, so the
         # database is locked only for the inserts of one batch.
-        readings = [_read(intake, message.raw) for message in fetched]
+        config = intake.rules.reading()
+        readings = [_read(intake, config, message.raw) for message in fetched]
         with session_scope(intake.engine) as session:
             batch_state = _Batch()
             for message, reading in zip(fetched, readings, strict=True):
@@ -212,12 +215,12 @@ class _CaseRow:
     category: str
 
 
-def _read(intake: Intake, raw: bytes) -> Reading | Exception | None:
+def _read(intake: Intake, config: ReadingConfig, raw: bytes) -> Reading | Exception | None:
     """The reading of one message; None when it is too large to read, the error when reading failed."""
     if len(raw) > intake.max_message_bytes:
         return None
     try:
-        return read(raw, identity=intake.identity, config=intake.reading_config)
+        return read(raw, identity=intake.identity, config=config)
     except Exception as exc:  # read() is total by design; this is the guard against a bug in it
         log.exception("reading a message failed")
         return exc

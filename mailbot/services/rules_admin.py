@@ -900,8 +900,10 @@ class RulesStatusFile:
 
 
 class RulesWatcher:
-    """The rule set the worker uses, re-read whenever the routing files change (no restart needed).
+    """The rule set the worker uses, re-read whenever the rule files change (no restart needed).
 
+    The rule files are the routing files and the reading files (orders.toml and the lexicons, which
+    decide the intent and the order numbers the rules see); `reading()` gives the latter's config.
     `current()` compares the files' content hash with the set in charge, so saving a file is enough.
     A change that does not pass the checks is refused: the error is logged once and kept for health,
     and the last good set stays in charge until the files are fixed. The first load has no good set
@@ -928,7 +930,7 @@ class RulesWatcher:
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
-        self._ruleset = self._load()
+        self._ruleset, self._reading = self._load()
         self._loaded_at = clock()
         self._error: str | None = None
         self._error_since: datetime | None = None
@@ -943,6 +945,17 @@ class RulesWatcher:
             if self._refresh():
                 self._announce()
             return self._ruleset
+
+    def reading(self) -> ReadingConfig:
+        """How to read mail (lexicons, order format) under the rules in charge; re-read like them."""
+        with self._lock:
+            if self._refresh():
+                self._announce()
+            if self._reading is None:
+                raise RuleSetErrors(
+                    [RuleFileError(str(self.rules_dir / "lexicons"), None, None, "no lexicon files found")]
+                )
+            return self._reading
 
     def status(self) -> RulesStatus:
         with self._lock:
@@ -969,10 +982,16 @@ class RulesWatcher:
     def _known_templates(self) -> frozenset[str] | None:
         return self._templates() if callable(self._templates) else self._templates
 
-    def _load(self) -> RuleSet:
-        return load_ruleset(
+    def _load(self) -> tuple[RuleSet, ReadingConfig | None]:
+        ruleset = load_ruleset(
             self.rules_dir, known_templates=self._known_templates(), known_mailboxes=self._mailboxes
         )
+        if not (self.rules_dir / "lexicons").is_dir():
+            return ruleset, None  # a folder of routing files only (a draft being checked)
+        try:
+            return ruleset, load_reading_config(self.rules_dir)
+        except RuleFileError as error:
+            raise RuleSetErrors([error]) from None
 
     def _refresh(self) -> bool:
         """Take a valid change, or note a refused one; True when the status changed."""
@@ -991,7 +1010,7 @@ class RulesWatcher:
         if attempt == self._refused:
             return False
         try:
-            ruleset = self._load()
+            ruleset, reading = self._load()
         except RuleSetErrors as problems:
             self._refused = attempt
             if self._error is None:
@@ -1010,7 +1029,7 @@ class RulesWatcher:
             ruleset.short_version,
             len(ruleset.rules),
         )
-        self._ruleset = ruleset
+        self._ruleset, self._reading = ruleset, reading
         self._loaded_at = self._clock()
         self._error = self._error_since = None
         self._refused = None

@@ -4,6 +4,7 @@ in health, and the last good rules stay in charge."""
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from mailbot.core.rules.schema import RuleSetErrors
 from mailbot.services.rules_admin import RulesWatcher
 
-from .conftest import MAILBOXES, TEMPLATES
+from .conftest import MAILBOXES, REPO, TEMPLATES
 
 V1 = '[[rule]]\nname = "cancellation"\nwhen.intent = "cancellation"\nthen.category = "cancellation"\n'
 V2 = V1 + '\n[[rule]]\nname = "spam"\nwhen.intent = "spam"\nthen.ignore = "spam"\n'
@@ -127,3 +128,44 @@ def test_invalid_rules_at_start_up_stop_the_start(rules_dir: Path) -> None:
 def test_every_version_keeps_the_text_of_its_files(rules_dir: Path) -> None:
     rules = watcher(rules_dir)
     assert rules.current().file_texts() == {"routing.toml": V1}
+
+
+@pytest.fixture
+def rules_with_lexicons(rules_dir: Path) -> Path:
+    shutil.copytree(REPO / "rules" / "lexicons", rules_dir / "lexicons")
+    shutil.copy(REPO / "rules" / "orders.toml", rules_dir / "orders.toml")
+    return rules_dir
+
+
+def test_a_lexicon_change_is_used_without_a_restart_and_is_a_new_version(rules_with_lexicons: Path) -> None:
+    rules = watcher(rules_with_lexicons)
+    before, reading_before = rules.current(), rules.reading()
+    en = rules_with_lexicons / "lexicons" / "en.toml"
+    en.write_text(
+        en.read_text(encoding="utf-8").replace(
+            "[intents.cancellation]\nphrases = [",
+            '[intents.cancellation]\nphrases = [\n  { text = "scrap it", weight = 3 },',
+        ),
+        encoding="utf-8",
+    )
+    after = rules.current()
+    assert after.version != before.version
+    assert rules.reading() is not reading_before
+    assert any(p.text == "scrap it" for p in rules.reading().intents.phrases)
+    assert "lexicons/en.toml" in after.file_texts()
+
+
+def test_an_invalid_lexicon_is_refused_and_the_last_good_reading_stays(
+    rules_with_lexicons: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = watcher(rules_with_lexicons)
+    good_rules, good_reading = rules.current(), rules.reading()
+    en = rules_with_lexicons / "lexicons" / "en.toml"
+    en.write_text(
+        en.read_text(encoding="utf-8") + '\n[intents.cancellation2]\nphrases = ["x"]\n', encoding="utf-8"
+    )
+    with caplog.at_level(logging.ERROR, logger="mailbot.rules"):
+        assert rules.current() is good_rules
+        assert rules.reading() is good_reading
+    assert "lexicons/en.toml" in caplog.text
+    assert not rules.status().ok

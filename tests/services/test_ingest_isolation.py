@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.maildir import MaildirSource
 from mailbot.adapters.templates import TemplateStore
+from mailbot.core.reading import ReadingConfig
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Identity
 from mailbot.services.ingest import Intake, MailboxInfo, poll_mailbox
@@ -37,6 +37,9 @@ class RulesThatBreakOnTheSecondMail:
         if self.calls == 2:
             raise RuntimeError("engine bug while deciding")
         return self.watcher.current()
+
+    def reading(self) -> ReadingConfig:
+        return self.watcher.reading()
 
 
 def buyer_mail(n: int, subject: str) -> bytes:
@@ -67,7 +70,6 @@ def intake_for(database_url: str) -> Intake:
         identity=Identity(
             addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test"
         ),
-        reading_config=load_reading_config(REPO / "rules"),
         rules=watcher,
         renderer=templates,
         mailboxes={"pm": MailboxInfo("pm", "ta-pm@support.example.test", "Production Monitoring")},

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.maildir import MaildirSource
 from mailbot.adapters.templates import TemplateStore
 from mailbot.core.types import Identity
@@ -58,7 +57,6 @@ def test_every_real_world_mail_ends_routed_ignored_or_quarantined_and_machines_g
         identity=Identity(
             addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test"
         ),
-        reading_config=load_reading_config(REPO / "rules"),
         rules=RulesWatcher(REPO / "rules", known_templates=templates.names),
         renderer=templates,
         mailboxes={

@@ -146,7 +146,13 @@ class RuleSet:
 
     def file_texts(self) -> dict[str, str]:
         """File name → text, the form in which a rule-set version is kept with the decisions it made."""
-        return {PurePath(s.path).name: s.text for s in self.sources}
+        return {_file_name(s.path): s.text for s in self.sources}
+
+
+def _file_name(path: str) -> str:
+    """The name a rule file is shown and kept under: `routing.toml`, `orders.toml`, `lexicons/en.toml`."""
+    pure = PurePath(path)
+    return f"{pure.parent.name}/{pure.name}" if pure.parent.name == "lexicons" else pure.name
 
 
 class RuleSetErrors(Exception):
@@ -174,11 +180,13 @@ def parse_ruleset(
     known_templates: frozenset[str] | None = None,
     known_mailboxes: frozenset[str] | None = None,
     predicates: PredicateRegistry = PREDICATES,
+    versioned_with: Sequence[RuleSource] = (),
 ) -> RuleSet:
     """Check routing files and build the rule set they describe; raise RuleSetErrors listing every mistake.
 
     `known_templates` / `known_mailboxes`: the names that exist; None when the caller cannot know
-    them (then any well-formed name is accepted).
+    them (then any well-formed name is accepted). `versioned_with`: files checked elsewhere (the
+    lexicons) that are part of the version and kept with it, because they change decisions too.
     """
     parser = _Parser(known_templates, known_mailboxes, predicates)
     documents = [(source, parser.load(source)) for source in sources]
@@ -196,14 +204,13 @@ def parse_ruleset(
         parser.error(sources[0].path, 1, None, "there are no rules; add at least one [[rule]] section")
     if parser.errors:
         raise RuleSetErrors(parser.errors)
+    every = (*sources, *versioned_with)
     return RuleSet(
         rules=tuple(rules),
-        version=ruleset_version(sources),
-        files=tuple(
-            (PurePath(s.path).name, hashlib.sha256(s.text.encode("utf-8")).hexdigest()) for s in sources
-        ),
+        version=ruleset_version(every),
+        files=tuple((_file_name(s.path), hashlib.sha256(s.text.encode("utf-8")).hexdigest()) for s in every),
         word_lists=tuple(parser.lists.items()),
-        sources=tuple(sources),
+        sources=every,
     )
 
 
