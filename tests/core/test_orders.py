@@ -128,6 +128,7 @@ def test_a_quantity_after_a_complete_number_is_not_joined() -> None:
         ("Invoice Reg. No. T1479619445093", "1479619445093", "letters 'T'"),
         ("Photo taken 20260314101455", "20260314101455", "time stamp"),
         ("如有紧急事务，请致电 0574-8555 6632 联系采购部", "0574-8555 6632", "phone"),
+        ("Urgent matters: 0755-5555-0136 (office)", "0755-5555-0136", "starts with 0"),
         ("رقم التسجيل الضريبي: 100234567800003", "100234567800003", "tax"),
         ("Report no. 2026-0418-7751 attached", "2026-0418-7751", "a date followed by a short serial"),
         ("Two charges on my card:\n  - ref 202603121045338871", "202603121045338871", "payment"),
@@ -179,6 +180,12 @@ def test_bracketed_codes_back_to_back_are_machine_output_not_orders() -> None:
     m = mail("x-antispam-report: RULEID:(100000700101)(227612066756510)(100105000095);SRVR:AM4PR01")
     assert numbers(m) == ()
     assert "bracketed codes" in rejected_reason(m, "227612066756510")
+
+
+def test_an_order_word_ending_in_ref_is_not_a_payment_reference() -> None:
+    assert numbers(mail("Trade Assurance ref 27730915548862013 (PO 4500231187) is cancelled.")) == (
+        "27730915548862013",
+    )
 
 
 def test_a_number_after_an_order_word_wins_over_a_decoy_word_further_back() -> None:
