@@ -177,9 +177,15 @@ def _print_check(report: CheckReport, ctx: RulesContext) -> None:
         return
     assert report.ruleset is not None
     ruleset = report.ruleset
+    languages = []
     for name, _sha in ruleset.files:
-        count = sum(1 for r in ruleset.rules if Path(r.source).name == name)
-        click.echo(f"{ctx.rules_dir / name}: {count} rules")
+        if name.startswith("lexicons/"):
+            languages.append(Path(name).stem)
+        elif name != "orders.toml":
+            count = sum(1 for r in ruleset.rules if Path(r.source).name == name)
+            click.echo(f"{ctx.rules_dir / name}: {count} rules")
+    if languages:
+        click.echo(f"{ctx.rules_dir / 'lexicons'}: {len(languages)} languages ({' '.join(languages)})")
     click.echo(f"{ctx.rules_dir / 'tests'}: {report.tests} tests")
     off = [r.name for r in ruleset.rules if not r.enabled]
     if off:

@@ -143,7 +143,11 @@ class CheckReport:
 
 
 def check_rules(ctx: RulesContext) -> CheckReport:
-    """Load and check the routing files and the rule tests; every mistake is listed."""
+    """Load and check the routing files, the reading files (lexicons, orders.toml) and the rule tests.
+
+    Every mistake in the routing files and the rule tests is listed; the reading files stop at
+    their first mistake (their loader reads them one after the other).
+    """
     errors: list[RuleFileError] = []
     ruleset: RuleSet | None = None
     tests: list[RuleTest] = []
@@ -161,6 +165,11 @@ def check_rules(ctx: RulesContext) -> CheckReport:
         errors.extend(problems.errors)
     if ruleset is not None:
         errors.extend(_unknown_rule_names(tests, ruleset))
+    if (ctx.rules_dir / "lexicons").is_dir():
+        try:
+            load_reading_config(ctx.rules_dir)
+        except RuleFileError as error:
+            errors.append(error)
     files = tuple(str(p) for p in routing_files(ctx.rules_dir)) if ctx.rules_dir.is_dir() else ()
     return CheckReport(files=files, ruleset=ruleset, rule_tests=tuple(tests), errors=tuple(errors))
 

@@ -35,6 +35,20 @@ def test_check_of_the_shipped_rules_says_ok_with_the_version() -> None:
     assert "OK: version " in result.output
 
 
+def test_check_names_the_lexicons_and_a_mistake_in_one_with_file_and_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    good = run("check", str(rules), "--templates-dir", TEMPLATES_DIR)
+    assert f"{rules / 'lexicons'}: 15 languages (ar de en" in good.output
+    assert "orders.toml" not in good.output
+    lexicon = rules / "lexicons" / "fr.toml"
+    broken = lexicon.read_text(encoding="utf-8").replace('language = "fr"', 'language = "de"')
+    lexicon.write_text(broken, encoding="utf-8")
+    result = run("check", str(rules), "--templates-dir", TEMPLATES_DIR)
+    assert result.exit_code == 1
+    assert "lexicons/fr.toml:" in result.output and 'expected language = "fr"' in result.output
+
+
 def test_check_lists_every_mistake_and_exits_1(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
