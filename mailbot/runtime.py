@@ -154,6 +154,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         known_mailboxes=frozenset(settings.mailboxes),
         on_change=RulesStatusFile.in_data_dir(settings.data_dir).write,
     )
+    rules.reading()  # no lexicons, no reading: say so at start-up, not at the first poll
     intake = Intake(
         engine=engine,
         identity=identity,
