@@ -21,6 +21,7 @@ from mailbot.core.language import LanguageProfile
 from mailbot.core.orders import OrderConfig
 from mailbot.core.phrases import Phrase
 from mailbot.core.reading import ReadingConfig
+from mailbot.core.rules.schema import toml_problem
 from mailbot.core.types import Intent
 
 _PHRASE_INTENTS = {i.value for i in (*TOPICAL, Intent.SPAM)}
@@ -49,10 +50,8 @@ class _Source:
         try:
             self.data: dict[str, Any] = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as exc:
-            found = re.search(r"line (\d+)", str(exc))
-            raise RuleFileError(
-                shown, int(found.group(1)) if found else None, None, f"not valid TOML: {exc}"
-            ) from exc
+            line, message = toml_problem(str(exc), self.text)
+            raise RuleFileError(shown, line, None, message) from None
         self.lines = _key_lines(self.text)
 
     def error(self, key: str, message: str, item: object = None) -> RuleFileError:
@@ -259,16 +258,15 @@ def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> N
 
 def load_reading_config(rules_dir: Path) -> ReadingConfig:
     """Build the ReadingConfig from a rules directory; raises RuleFileError on the first mistake."""
-    base = rules_dir.name
     orders_path = rules_dir / "orders.toml"
-    order_values = _orders_file(_Source(orders_path, f"{base}/orders.toml")) if orders_path.exists() else {}
+    order_values = _orders_file(_Source(orders_path, str(orders_path))) if orders_path.exists() else {}
     lexicon_dir = rules_dir / "lexicons"
     files = sorted(lexicon_dir.glob("*.toml")) if lexicon_dir.is_dir() else []
     if not files:
-        raise RuleFileError(f"{base}/lexicons", None, None, "no lexicon files (<language>.toml) found")
+        raise RuleFileError(str(lexicon_dir), None, None, "no lexicon files (<language>.toml) found")
     out = _Collected()
     for path in files:
-        _lexicon_file(_Source(path, f"{base}/lexicons/{path.name}"), path.stem, out)
+        _lexicon_file(_Source(path, str(path)), path.stem, out)
     orders = OrderConfig(
         **order_values,
         context_words=tuple(out.context),

@@ -65,12 +65,12 @@ def test_a_phrase_list_of_the_wrong_type_names_file_line_and_key(rules: Path) ->
     with pytest.raises(RuleFileError) as caught:
         load_reading_config(rules)
     error = caught.value
-    assert error.path == "rules/lexicons/fr.toml"
+    assert error.path == str(path)
     assert error.key == "intents.cancellation.phrases"
     assert error.line == line_of(path, 'phrases = "annuler"')
     assert (
         str(error)
-        == f"rules/lexicons/fr.toml:{error.line}: intents.cancellation.phrases: expected a list of phrases"
+        == f"{path}:{error.line}: intents.cancellation.phrases: expected a list of phrases"
     )
 
 
@@ -98,7 +98,7 @@ def test_a_bad_service_word_names_file_line_and_key(rules: Path) -> None:
     edit(path, '"production monitoring", ', "42, ")
     with pytest.raises(RuleFileError) as caught:
         load_reading_config(rules)
-    assert caught.value.path == "rules/lexicons/en.toml"
+    assert caught.value.path == str(rules / "lexicons" / "en.toml")
     assert caught.value.key == "service.words"
     assert caught.value.line == line_of(path, "42, ")
     assert "expected a list of strings" in caught.value.message
@@ -120,7 +120,7 @@ def test_a_toml_syntax_error_carries_its_line(rules: Path) -> None:
     with pytest.raises(RuleFileError) as caught:
         load_reading_config(rules)
     assert caught.value.line == line_of(path, 'language = "tr')
-    assert "not valid TOML" in caught.value.message
+    assert caught.value.message.startswith("TOML syntax: ")
 
 
 def test_the_language_must_match_the_file_name(rules: Path) -> None:
@@ -134,7 +134,7 @@ def test_a_decoy_pattern_that_does_not_compile_is_reported(rules: Path) -> None:
     edit(path, "regex = '\\b1Z", "regex = '(\\b1Z")
     with pytest.raises(RuleFileError) as caught:
         load_reading_config(rules)
-    assert caught.value.path == "rules/orders.toml"
+    assert caught.value.path == str(rules / "orders.toml")
     assert caught.value.key == "decoy_patterns[1].regex"
     assert caught.value.line == line_of(path, "regex = '(\\b1Z")
 
