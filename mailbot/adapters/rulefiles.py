@@ -40,8 +40,12 @@ def read_routing_sources(rules_dir: Path) -> list[RuleSource]:
         raise RuleSetErrors(
             [RuleFileError(str(rules_dir / ROUTING_FILE), None, None, "the main routing file is missing")]
         )
+    return _read_sources(routing_files(rules_dir))
+
+
+def _read_sources(paths: list[Path]) -> list[RuleSource]:
     sources, errors = [], []
-    for path in routing_files(rules_dir):
+    for path in paths:
         try:
             sources.append(RuleSource(str(path), _read_text(path)))
         except RuleFileError as error:
@@ -61,15 +65,7 @@ def _reading_paths(rules_dir: Path) -> list[Path]:
 
 def read_reading_sources(rules_dir: Path) -> list[RuleSource]:
     """The text of every reading file, for the version; RuleSetErrors when one cannot be read."""
-    sources, errors = [], []
-    for path in _reading_paths(rules_dir):
-        try:
-            sources.append(RuleSource(str(path), _read_text(path)))
-        except RuleFileError as error:
-            errors.append(error)
-    if errors:
-        raise RuleSetErrors(errors)
-    return sources
+    return _read_sources(_reading_paths(rules_dir))
 
 
 def routing_version(rules_dir: Path) -> str | None:
