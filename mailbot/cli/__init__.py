@@ -67,7 +67,20 @@ def _setup_logging(settings: Settings) -> None:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group()
+class _Main(click.Group):
+    """The `mailbot` command: a database that cannot be reached is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            fail(f"the database cannot be used: {first}", code=1)
+
+
+@click.group(cls=_Main)
 @click.option(
     "--config",
     "config",
