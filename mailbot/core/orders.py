@@ -170,7 +170,9 @@ _STRONG_GAP = re.compile(r"(?:[ \t]|[ \t]?[-‐‑–—][ \t]?)")
 # "2. " or "2) " after a group that opens a line: the number of a list item.
 _ENUMERATOR = re.compile(r"[.)][ \t]")
 _LIST_ITEM = re.compile(r"[ \t>]*[0-9]{1,2}[.)][ \t]")
-_WEAK_GAP = re.compile(r"(?:[ \t]*\n[ \t>]*|[ \t]{2,})")
+# Across a line break; or on one line (spaces, a dash) between two pieces too short to be orders
+# ("3219748087 8451515": a long number typed in two odd pieces, or a soft line break undone).
+_WEAK_GAP = re.compile(r"(?:[ \t]*\n[ \t>]*|[ \t]+|[ \t]?[-‐‑–—][ \t]?)")
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"]+")
 _INLINE_TAG = re.compile(r"(?i)</?(?:span|b|i|u|em|strong|font|a|small|sup|sub)\b[^>]*>")
 _BLOCK_TAG = re.compile(r"<[^>]*>")
@@ -195,7 +197,8 @@ def _chains(text: str, config: OrderConfig) -> list[tuple[int, int]]:
 
     Groups joined by one space or dash form a chain when every group is short (≤ max_group).
     Across a line break, chains merge when one side is a fragment shorter than an order number
-    (hard wrapping); across a wide gap on one line only when both are (a table keeps its columns).
+    (hard wrapping); across spaces or a dash on one line only when both are (a table keeps its
+    columns, and a complete number keeps the quantity after it apart).
     """
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(text)]
     if not groups:

@@ -168,6 +168,16 @@ def test_out_of_office_body_alone_is_an_auto_reply_when_it_answers_something() -
     assert "limited access" in verdict.reason
 
 
+def test_a_chinese_out_of_office_body_in_our_case_thread_is_an_auto_reply() -> None:
+    body = "您好！\n\n我已于4月30日至5月6日休假，期间无法及时查看和回复邮件。\n返回后我会尽快回复您，谢谢！"
+    m = mail(
+        headers={"In-Reply-To": "<20260429T1000.ab12@mailbot.example.test>"},
+        body=body,
+        subject="Re: [Case #CW3HQ8] Production Monitoring task received",
+    )
+    assert kind_of(m) is AutomationKind.AUTO_REPLY
+
+
 def test_a_buyer_mentioning_a_holiday_in_a_real_request_is_human() -> None:
     body = (
         "I will be on vacation from next week, so please cancel the production monitoring for order "

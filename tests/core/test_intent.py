@@ -349,3 +349,12 @@ def test_the_same_words_about_an_order_make_a_dispute() -> None:
         "Inspection report",
     )
     assert classify(m).intent is Intent.REPORT_DISPUTE
+
+
+def test_asking_what_the_inspection_includes_is_a_general_question_even_naming_an_order() -> None:
+    m = mail(
+        "Before the inspector goes to the factory for order 476659977631743: does it include the inner "
+        "carton markings and the packaging, or only the quantity? Will the inspector test the drivers?",
+        "Query about what PM covers",
+    )
+    assert classify(m).intent is Intent.GENERAL_QUESTION

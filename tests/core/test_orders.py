@@ -59,6 +59,12 @@ def test_digits_written_in_groups_are_joined(written: str) -> None:
     assert numbers(mail(f"Please cancel order {written}, thanks.")) == ("162534987612345",)
 
 
+def test_a_number_typed_in_two_odd_pieces_on_one_line_is_joined() -> None:
+    assert numbers(mail("Please stop the inspection for my order 3219748087 8451515, thanks.")) == (
+        "32197480878451515",
+    )
+
+
 def test_digits_split_by_a_line_break_are_joined() -> None:
     assert numbers(mail("This is about order 10841502622506\n5158. Please check.")) == ("108415026225065158",)
 
