@@ -358,3 +358,18 @@ def test_asking_what_the_inspection_includes_is_a_general_question_even_naming_a
         "Query about what PM covers",
     )
     assert classify(m).intent is Intent.GENERAL_QUESTION
+
+
+@pytest.mark.parametrize(
+    ("intent", "subject", "body"),
+    [
+        (Intent.STATUS_INQUIRY, "TA69689982839992837", "did anyone go to the factory? i've heard nothing."),
+        (Intent.ADD_SERVICE, "quick q", "Can you send someone to check before they ship?"),
+        (Intent.REPORT_DISPUTE, "PM report", "The numbers in your document don't add up."),
+        (Intent.CANCELLATION, "Monitoreo", "Al final ya no vamos a necesitar el servicio para este pedido."),
+    ],
+)
+def test_requests_written_without_the_obvious_keyword_are_read(
+    intent: Intent, subject: str, body: str
+) -> None:
+    assert classify(mail(body, subject)).intent is intent

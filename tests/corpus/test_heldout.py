@@ -19,7 +19,7 @@ from mailbot.core.evaluation import evaluate, prediction_from_reading
 from mailbot.core.reading import read
 
 EML = Path(__file__).resolve().parents[1] / "eml"
-SETS = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5")
+SETS = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
 
 
 @pytest.fixture(scope="module", params=SETS)
