@@ -25,7 +25,7 @@ from mailbot.adapters.ports import ReplyTransport, SendError, SentCopies
 from mailbot.services.ingest import crash_point
 from mailbot.store import repo
 from mailbot.store.db import session_scope
-from mailbot.store.tables import OutboxItem
+from mailbot.store.tables import CaseEvent, OutboxItem
 
 log = logging.getLogger("mailbot.outbox")
 
@@ -174,10 +174,11 @@ def _mark_sent(
     now = clock()
     with session_scope(engine) as session:
         repo.mark_outbox_sent(session, [item.id for item in items if item.id is not None], now)
-        for item in items:
-            repo.add_event(
-                session, "reply_sent", f"reply {item.template} sent to {item.rcpt_to}", case_id=item.case_id
-            )
+        events = [
+            repo.event_row("reply_sent", f"reply {it.template} sent to {it.rcpt_to}", now, case_id=it.case_id)
+            for it in items
+        ]
+        repo.insert_many(session, CaseEvent, events)
     report.sent += len(items)
     report.sent_ids.extend(item.message_id for item in items)
 
