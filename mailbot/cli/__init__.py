@@ -220,6 +220,7 @@ def status(ctx: Context, as_json: bool) -> None:
         missed_polls=settings.health.missed_polls,
         max_pending_reply_age_seconds=settings.health.max_pending_reply_age_seconds,
         templates_dir=settings.templates_dir,
+        data_dir=settings.data_dir,
     )
     report = check_health(ctx.engine(), policy, datetime.now(UTC))
     if as_json:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from mailbot.adapters.templates import TemplateStore
+from mailbot.services.rules_admin import RulesStatusFile
 from mailbot.store import health_queries as queries
 
 
@@ -33,6 +34,7 @@ class HealthPolicy:
     missed_polls: int = 3  # no completed poll for this many intervals: the worker is dead or stalled
     max_pending_reply_age_seconds: int = 900  # a reply still unsent after this long: SMTP is down
     templates_dir: Path | None = None  # None: do not check the templates
+    data_dir: Path | None = None  # where the worker reports a refused rule change; None: not checked
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Health:
     mail: Mapping[str, int]  # ledger rows per outcome
     quarantined_over_budget: int
     template_problems: tuple[str, ...]
+    rules_error: str | None = None  # why the worker refused the rule files on disk, if it did
     problems: tuple[str, ...] = field(default=())  # every reason for being unhealthy, one line each
 
     @property
@@ -107,6 +110,7 @@ class Health:
             "mail": dict(self.mail),
             "quarantined_over_budget": self.quarantined_over_budget,
             "template_problems": list(self.template_problems),
+            "rules_error": self.rules_error,
         }
 
 
@@ -146,6 +150,9 @@ def check_health(
             f"mail: {_plural(over_budget, 'message')} quarantined for running past the time budget "
             "(see `mailbot quarantine list`)"
         )
+    rules_error = _rules_error(policy.data_dir) if policy.data_dir is not None else None
+    if rules_error:
+        problems.append(f"rules: {rules_error}")
     if templates:
         more = f" (and {len(templates) - 1} more)" if len(templates) > 1 else ""
         problems.append(f"templates: {templates[0]}{more}; buyers get no reply from a broken template")
@@ -156,7 +163,24 @@ def check_health(
         mail=mail,
         quarantined_over_budget=over_budget,
         template_problems=templates,
+        rules_error=rules_error,
         problems=tuple(problems),
+    )
+
+
+def _rules_error(data_dir: Path) -> str | None:
+    """The worker's word on the rule files: a refused change leaves the last good set in charge."""
+    try:
+        status = RulesStatusFile.in_data_dir(data_dir).read()
+    except ValueError as exc:
+        return str(exc)
+    if status is None or status.error is None:
+        return None
+    since = f" since {_iso(status.error_since)}" if status.error_since else ""
+    lines = status.error.strip().splitlines() or [""]
+    more = " (more in `mailbot rules status`)" if len(lines) > 1 else ""
+    return (
+        f"the worker refused the rule files{since} and still uses version {status.version}: {lines[0]}{more}"
     )
 
 

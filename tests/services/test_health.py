@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from mailbot.cli import main
 from mailbot.services.health import HealthPolicy, check_health
+from mailbot.services.rules_admin import RulesStatus, RulesStatusFile
 from mailbot.store.db import make_engine, session_scope, upgrade
 from mailbot.store.tables import MailboxCursor, MailRecord, OutboxItem
 
@@ -211,6 +212,30 @@ def test_the_shipped_templates_are_healthy(engine: Engine) -> None:
     both_polled_just_now(engine)
     policy = HealthPolicy(poll_intervals=POLICY.poll_intervals, templates_dir=REPO / "templates")
     assert check_health(engine, policy, NOW).template_problems == ()
+
+
+def test_a_rule_change_the_worker_refused_is_unhealthy(engine: Engine, tmp_path: Path) -> None:
+    both_polled_just_now(engine)
+    status = RulesStatus(
+        version="v42",
+        rules=18,
+        loaded_at=NOW - timedelta(hours=1),
+        error="rules/routing.toml:7: unknown predicate 'subject_maches'\nrules/routing.toml:9: another",
+        error_since=NOW - timedelta(minutes=5),
+    )
+    RulesStatusFile.in_data_dir(tmp_path).write(status)
+    report = health(engine, HealthPolicy(poll_intervals=POLICY.poll_intervals, data_dir=tmp_path))
+    assert report.problems == (
+        "rules: the worker refused the rule files since 2026-12-07T11:55:00+00:00 "
+        "and still uses version v42: rules/routing.toml:7: unknown predicate 'subject_maches' "
+        "(more in `mailbot rules status`)",
+    )
+
+
+def test_rules_in_charge_without_a_refused_change_are_healthy(engine: Engine, tmp_path: Path) -> None:
+    both_polled_just_now(engine)
+    RulesStatusFile.in_data_dir(tmp_path).write(RulesStatus(version="v42", rules=18, loaded_at=NOW))
+    assert health(engine, HealthPolicy(poll_intervals=POLICY.poll_intervals, data_dir=tmp_path)).ok
 
 
 def test_the_json_shape_carries_the_same_facts(engine: Engine) -> None:

@@ -102,7 +102,9 @@ def test_missing_secret_names_the_key_and_the_environment_variable(
     assert str(tmp_path / "config.toml") in message
 
 
-def test_settings_load_without_the_mail_server_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_load_without_the_mail_server_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Staff commands read the settings; only commands that connect need the passwords."""
     monkeypatch.delenv("MAILBOT_SECRET_PM_IMAP_PASSWORD", raising=False)
     settings = load_settings(write(tmp_path, IMAP))
