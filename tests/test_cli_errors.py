@@ -301,9 +301,12 @@ def test_a_missing_templates_folder_is_blamed_on_templates_dir(install: Installa
     )
 
 
-def test_a_maildir_that_does_not_exist_is_one_line_and_is_not_created(install: Installation) -> None:
+@pytest.mark.parametrize("command", [("poll", "--once"), ("run",)])
+def test_a_maildir_that_does_not_exist_is_one_line_and_is_not_created(
+    install: Installation, command: tuple[str, ...]
+) -> None:
     shutil.rmtree(install.root / "mail" / "pm")
-    outcome = install.cli("poll", "--once")
+    outcome = install.cli_without_privileges(*command)  # a subprocess: a worker that starts would time out
     assert outcome.exit_code == 2
     assert outcome.error_line.startswith(
         f"error: {install.config}: mailboxes.pm.maildir.path: {install.root / 'mail' / 'pm'} does not exist"
@@ -321,6 +324,15 @@ def test_a_missing_ca_file_names_the_key_and_the_path(install: Installation) -> 
     )
 
 
+def test_a_missing_smtp_ca_file_names_the_key_and_the_path(install: Installation) -> None:
+    install.write(extra='\n[smtp]\nhost = "smtp.example.test"\nca_file = "/etc/ssl/nowhere/ca.pem"\n')
+    outcome = install.cli("poll", "--once")
+    assert outcome.exit_code == 2
+    assert (
+        outcome.error_line == f"error: {install.config}: smtp.ca_file: /etc/ssl/nowhere/ca.pem does not exist"
+    )
+
+
 # -- ports and mailboxes --------------------------------------------------------------------------
 
 
@@ -335,9 +347,7 @@ def test_a_port_out_of_range_is_one_line(install: Installation, port: int) -> No
 
 
 def test_the_same_address_on_two_mailboxes_is_one_line(install: Installation) -> None:
-    install.write(
-        extra=IMAP_MAILBOX.format(imap_extra="").replace("ta-remote@support", "ta-pm@support", 1)
-    )
+    install.write(extra=IMAP_MAILBOX.format(imap_extra="").replace("ta-remote@support", "ta-pm@support", 1))
     outcome = install.cli("poll", "--once")
     assert outcome.exit_code == 2
     assert outcome.error_line.startswith(
@@ -365,9 +375,7 @@ def test_poll_without_the_imap_secret_is_one_line_naming_the_variable(install: I
     install.write(extra=IMAP_MAILBOX.format(imap_extra=""))
     outcome = install.cli_without_privileges("poll", "--once")
     assert outcome.exit_code == 2
-    assert outcome.error_line.startswith(
-        f"error: {install.config}: mailboxes.remote.imap.password_secret"
-    )
+    assert outcome.error_line.startswith(f"error: {install.config}: mailboxes.remote.imap.password_secret")
     assert "MAILBOT_SECRET_REMOTE_IMAP_PASSWORD" in outcome.error_line
 
 
