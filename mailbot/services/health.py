@@ -164,7 +164,9 @@ def check_health(
         quarantined_over_budget=over_budget,
         template_problems=templates,
         rules_error=rules_error,
-        problems=tuple(problems),
+        problems=tuple(
+            " ".join(problem.split()) for problem in problems
+        ),  # one line each, whatever the source
     )
 
 
