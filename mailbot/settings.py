@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MAILBOT_CONFIG"
@@ -41,9 +41,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _tcp_port(value: int) -> int:
+    # 0 used to mean "the default port" silently; a typo there should be loud, not quietly 993.
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port between 1 and 65535 (leave it out for the default)")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_tcp_port)]
+
+
 class ImapSettings(_Model):
     host: str
-    port: int | None = None
+    port: Port | None = None
     username: str
     password_secret: str = Field(description="name of the secret holding the password")
     security: Literal["tls", "starttls", "plain"] = "tls"
@@ -80,7 +90,7 @@ class MailboxSettings(_Model):
 
 class SmtpSettings(_Model):
     host: str
-    port: int | None = None
+    port: Port | None = None
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str | None = None
     password_secret: str | None = None
@@ -98,6 +108,14 @@ class OutboxSettings(_Model):
 
 class DatabaseSettings(_Model):
     url: str = ""  # empty: SQLite file mailbot.db in data_dir
+    password_secret: str | None = None  # the database password, added to the URL when it is used
+
+
+class HealthSettings(_Model):
+    """What `mailbot status` counts as unhealthy beyond outright failures."""
+
+    missed_polls: Annotated[int, Field(ge=1)] = 3  # no completed poll for this many intervals: stalled
+    max_pending_reply_age_seconds: Annotated[int, Field(ge=1)] = 900  # older unsent replies: SMTP down
 
 
 class LimitsSettings(_Model):
@@ -125,6 +143,7 @@ class _FileSettings(_Model):
     smtp: SmtpSettings | None = None
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitsSettings = LimitsSettings()
+    health: HealthSettings = HealthSettings()
 
 
 @dataclass(frozen=True)
@@ -138,12 +157,30 @@ class Settings:
     log_level: str
     log_format: str
     identity: IdentitySettings
-    database_url: str
+    database_url_without_password: str
+    database_password_secret: str | None
     mailboxes: dict[str, MailboxSettings]
     smtp: SmtpSettings | None
     outbox: OutboxSettings
     limits: LimitsSettings
+    health: HealthSettings
     secrets: _Secrets
+
+    @property
+    def database_url(self) -> str:
+        """The URL to connect with; the password (if any) comes from its secret, never from the file.
+
+        Resolved on each use rather than stored, so no repr or log of the settings can carry it.
+        """
+        if self.database_password_secret is None:
+            return self.database_url_without_password
+        from sqlalchemy.engine import make_url
+
+        password = self.secrets.get(
+            self.database_password_secret, key=f"{self.source}: database.password_secret"
+        )
+        url = make_url(self.database_url_without_password).set(password=password)
+        return url.render_as_string(hide_password=False)
 
     @property
     def outbox_dir(self) -> Path:
@@ -228,7 +265,8 @@ def _explain(error: ValidationError, path: Path) -> str:
         return f"{path}: {key}: unknown setting{hint}"
     if first["type"] == "missing":
         return f"{path}: {key}: required setting is missing"
-    return f"{path}: {key}: {first['msg']} (got {first.get('input')!r})"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{path}: {key}: {message} (got {first.get('input')!r})"
 
 
 def find_config(explicit: str | None) -> Path:
@@ -245,9 +283,13 @@ def find_config(explicit: str | None) -> Path:
 
 
 def load_settings(path: Path) -> Settings:
-    """Read and validate the TOML file; raise SettingsError with one clear line on any problem."""
+    """Read and validate the TOML file; raise SettingsError with one clear line on any problem.
+
+    Secrets are not resolved here: staff and supervisor commands never connect to a mail server, so
+    they must run without the IMAP/SMTP passwords. Commands that connect call `check_secrets`.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SettingsError(
             f"{path}: config file not found (copy config.example.toml to config.toml, "
@@ -255,15 +297,40 @@ def load_settings(path: Path) -> Settings:
         ) from None
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    text = _decode(data, path)
     try:
-        data = tomllib.loads(text)
+        parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     try:
-        raw = _FileSettings.model_validate(data)
+        raw = _FileSettings.model_validate(parsed)
     except ValidationError as exc:
         raise SettingsError(_explain(exc, path)) from None
     return _finish(raw, path)
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """The file as text, or one line saying what the file really is (an editor's UTF-16, a binary)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (b"\x00" in data[:4096] and _looks_utf16(data)):
+        raise SettingsError(f"{path}: the config file is UTF-16 text; save it as UTF-8 in your editor")
+    if b"\x00" in data:
+        raise SettingsError(f"{path}: the config file is binary, not TOML text (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SettingsError(
+            f"{path}: line {line}: the config file is not UTF-8 text "
+            f"(byte 0x{data[exc.start]:02x}); save it as UTF-8"
+        ) from None
+
+
+def _looks_utf16(data: bytes) -> bool:
+    # UTF-16 without a byte-order mark: ASCII text with every other byte NUL.
+    sample = data[:4096]
+    return len(sample) >= 4 and (
+        sample[1::2].count(0) > len(sample) // 3 or sample[0::2].count(0) > len(sample) // 3
+    )
 
 
 def _finish(raw: _FileSettings, path: Path) -> Settings:
@@ -284,13 +351,16 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
                 raise SettingsError(f'{path}: {key}.imap.move_to: required when processed_action = "move"')
         if box.source == "maildir" and box.maildir is None:
             raise SettingsError(f'{path}: {key}.maildir: required when source = "maildir"')
+    _check_distinct_mailboxes(raw, path)
     if raw.smtp is not None and raw.smtp.security == "plain" and not is_loopback(raw.smtp.host):
         raise SettingsError(f'{path}: smtp.security: "plain" is only allowed for a loopback host')
     if raw.smtp is not None and raw.smtp.username and not raw.smtp.password_secret:
         raise SettingsError(f"{path}: smtp.password_secret: required when smtp.username is set")
     data_dir = _resolve(base, raw.data_dir)
+    url = raw.database.url or f"sqlite:///{data_dir / 'mailbot.db'}"
+    check_database_url(url, path)
     secrets = _Secrets(_resolve(base, raw.secrets_dir) if raw.secrets_dir else None)
-    settings = Settings(
+    return Settings(
         source=path.resolve(),
         data_dir=data_dir,
         rules_dir=_resolve(base, raw.rules_dir),
@@ -298,21 +368,104 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         log_level=raw.log_level,
         log_format=raw.log_format,
         identity=raw.identity,
-        database_url=raw.database.url or f"sqlite:///{data_dir / 'mailbot.db'}",
-        mailboxes=dict(raw.mailboxes),
-        smtp=raw.smtp,
+        database_url_without_password=url,
+        database_password_secret=raw.database.password_secret,
+        mailboxes={name: _absolute_paths(box, base) for name, box in raw.mailboxes.items()},
+        smtp=raw.smtp.model_copy(update={"ca_file": str(_resolve(base, raw.smtp.ca_file))})
+        if raw.smtp is not None and raw.smtp.ca_file
+        else raw.smtp,
         outbox=raw.outbox,
         limits=raw.limits,
+        health=raw.health,
         secrets=secrets,
     )
-    check_secrets(settings)
-    return settings
+
+
+def _absolute_paths(box: MailboxSettings, base: Path) -> MailboxSettings:
+    """`ca_file` is relative to the config file, like every other path in it (not to the cwd)."""
+    if box.imap is None or not box.imap.ca_file:
+        return box
+    imap = box.imap.model_copy(update={"ca_file": str(_resolve(base, box.imap.ca_file))})
+    return box.model_copy(update={"imap": imap})
+
+
+def _check_distinct_mailboxes(raw: _FileSettings, path: Path) -> None:
+    """Two mailboxes on one address or one IMAP folder would answer and acknowledge each other's mail."""
+    addresses: dict[str, str] = {}
+    logins: dict[tuple[str, str, str], str] = {}
+    for name, box in raw.mailboxes.items():
+        other = addresses.setdefault(box.address, name)
+        if other != name:
+            raise SettingsError(
+                f"{path}: mailboxes.{name}.address: {box.address} is already the address of "
+                f"mailboxes.{other}; each mailbox needs its own address"
+            )
+        if box.source != "imap" or box.imap is None:
+            continue
+        login = (box.imap.host.lower(), box.imap.username.lower(), box.imap.folder)
+        other = logins.setdefault(login, name)
+        if other != name:
+            raise SettingsError(
+                f"{path}: mailboxes.{name}.imap.username: {box.imap.username} on {box.imap.host} "
+                f"(folder {box.imap.folder}) is already the IMAP login of mailboxes.{other}; "
+                "each mailbox needs its own account or folder"
+            )
+
+
+_SUPPORTED_DATABASES = "postgresql+psycopg://user@host/dbname or sqlite:////absolute/path/mailbot.db"
+
+
+def check_database_url(url: str, path: Path) -> None:
+    """Refuse a database URL that cannot work, naming `database.url`, before anything connects.
+
+    The URL is never echoed whole: it may carry a password, which is refused here too, because
+    secrets never belong in the config file.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    key = f"{path}: database.url"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SettingsError(f"{key}: not a database URL; expected {_SUPPORTED_DATABASES}") from None
+    if parsed.password is not None:
+        raise SettingsError(
+            f"{key}: contains a password, and secrets never belong in the config file; remove it and set "
+            f'database.password_secret = "db-password" (read from {SECRET_ENV_PREFIX}DB_PASSWORD '
+            "or <secrets_dir>/db-password)"
+        )
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise SettingsError(f"{key}: unknown database {parsed.drivername!r}; expected {_SUPPORTED_DATABASES}")
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise SettingsError(
+            f"{key}: unknown database driver {parsed.drivername!r}; expected {_SUPPORTED_DATABASES}"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        driver = parsed.get_driver_name()
+        hint = (
+            "install it with: pip install 'mailbot[postgres]'"
+            if driver == "psycopg"
+            else "mailbot uses psycopg 3: write postgresql+psycopg://… and pip install 'mailbot[postgres]'"
+        )
+        raise SettingsError(f"{key}: the database driver {driver!r} is not installed; {hint}") from None
 
 
 def check_secrets(settings: Settings) -> None:
-    """Fail at start-up, not at the first poll, when a secret is missing."""
+    """Fail at start-up, not at the first poll, when a secret a connecting command needs is missing."""
     for name, box in settings.mailboxes.items():
         if box.enabled and box.source == "imap" and box.imap is not None:
-            settings.secrets.get(box.imap.password_secret, key=f"mailboxes.{name}.imap.password_secret")
+            settings.secrets.get(
+                box.imap.password_secret, key=f"{settings.source}: mailboxes.{name}.imap.password_secret"
+            )
     if settings.smtp is not None and settings.smtp.password_secret:
-        settings.secrets.get(settings.smtp.password_secret, key="smtp.password_secret")
+        settings.secrets.get(settings.smtp.password_secret, key=f"{settings.source}: smtp.password_secret")
+    if settings.database_password_secret is not None:
+        settings.secrets.get(
+            settings.database_password_secret, key=f"{settings.source}: database.password_secret"
+        )

@@ -18,7 +18,10 @@ from mailbot import __version__
 from mailbot.settings import Settings, SettingsError, find_config, load_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from mailbot.runtime import Runtime
+    from mailbot.services.health import Health
 
 
 class Context:
@@ -31,12 +34,34 @@ class Context:
         return find_config(self.config)
 
     def settings(self) -> Settings:
+        """The settings without the mail-server secrets: enough for staff and supervisor commands."""
         if self._settings is None:
             try:
                 self._settings = load_settings(self.config_path)
             except SettingsError as exc:
                 fail(str(exc))
         return self._settings
+
+    def intake_settings(self) -> Settings:
+        """The settings for a command that connects: secrets present, every folder and file usable."""
+        from mailbot.preflight import check_for_intake
+
+        settings = self.settings()
+        try:
+            check_for_intake(settings)
+        except SettingsError as exc:
+            fail(str(exc))
+        return settings
+
+    def engine(self) -> Engine:
+        """The database of a staff command, which must already have mailbot's schema (exit 1 if not)."""
+        from mailbot.store.db import make_engine, schema_problem
+
+        url = self.settings().database_url
+        problem = schema_problem(url)
+        if problem is not None:
+            fail(problem, code=1)
+        return make_engine(url)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -78,6 +103,8 @@ class _Main(click.Group):
         except DBAPIError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
             fail(f"the database cannot be used: {first}", code=1)
+        except SettingsError as exc:  # a secret first needed mid-command (the database password)
+            fail(str(exc))
 
 
 @click.group(cls=_Main)
@@ -107,10 +134,14 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Create the database or bring its schema up to date."""
+    from mailbot.preflight import prepare_data_dir
     from mailbot.store.db import upgrade
 
     settings = ctx.settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_data_dir(settings)
+    except SettingsError as exc:
+        fail(str(exc))
     upgrade(settings.database_url)
     click.echo(f"database is up to date ({_safe_url(settings.database_url)})")
 
@@ -132,7 +163,7 @@ def _safe_url(url: str) -> str:
 @pass_ctx
 def poll(ctx: Context, once: bool, only: tuple[str, ...]) -> None:
     """Poll the mailboxes once; exit 1 when a mailbox failed (one line per failing mailbox)."""
-    settings = ctx.settings()
+    settings = ctx.intake_settings()
     _setup_logging(settings)
     for name in only:
         if name not in settings.mailboxes:
@@ -169,33 +200,51 @@ def run(ctx: Context) -> None:
     """Run the worker: poll every mailbox on its schedule and send replies, until SIGTERM."""
     from mailbot.worker import Worker
 
-    settings = ctx.settings()
+    settings = ctx.intake_settings()
     _setup_logging(settings)
     Worker(_runtime(settings)).run()
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The same facts as JSON.")
 @pass_ctx
 def status(ctx: Context, as_json: bool) -> None:
-    """Health: each mailbox's last poll, the outbox and the mail outcomes; exit 1 when unhealthy."""
-    from mailbot.services.health import health
-    from mailbot.store.db import make_engine
+    """Health: polls, the outbox, quarantined mail and the templates; exit 1 when unhealthy."""
+    from mailbot.services.health import HealthPolicy, check_health
 
     settings = ctx.settings()
-    data = health(make_engine(settings.database_url), list(settings.mailboxes))
+    policy = HealthPolicy(
+        poll_intervals={
+            name: box.poll_interval_seconds for name, box in settings.mailboxes.items() if box.enabled
+        },
+        missed_polls=settings.health.missed_polls,
+        max_pending_reply_age_seconds=settings.health.max_pending_reply_age_seconds,
+        templates_dir=settings.templates_dir,
+        data_dir=settings.data_dir,
+    )
+    report = check_health(ctx.engine(), policy, datetime.now(UTC))
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        for box in data["mailboxes"]:
-            state = "ok" if box["ok"] else f"FAILING: {box['last_error'] or 'no successful poll yet'}"
-            click.echo(f"mailbox {box['mailbox']:<12} {state}  (last poll {box['last_poll_at'] or 'never'})")
-        click.echo("outbox: " + (", ".join(f"{n} {s}" for s, n in sorted(data["outbox"].items())) or "empty"))
-        click.echo(
-            "mail:   " + (", ".join(f"{n} {s}" for s, n in sorted(data["mail"].items())) or "none yet")
-        )
-    if not data["ok"]:
+        _print_health(report)
+    if not report.ok:
         sys.exit(1)
+
+
+def _print_health(report: Health) -> None:
+    for box in report.mailboxes:
+        state = "ok" if box.ok else "FAILING: " + "; ".join(box.problems)
+        last = box.last_poll_at.isoformat(timespec="seconds") if box.last_poll_at else "never"
+        click.echo(f"mailbox {box.mailbox:<12} {state}  (last poll {last})")
+    counts = report.outbox.counts
+    click.echo("outbox: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "empty"))
+    click.echo("mail:   " + (", ".join(f"{n} {s}" for s, n in sorted(report.mail.items())) or "none yet"))
+    if report.ok:
+        click.echo("healthy")
+        return
+    click.echo("UNHEALTHY:")
+    for problem in report.problems:
+        click.echo(f"  - {problem}")
 
 
 # -- cases ------------------------------------------------------------------------------------------
@@ -215,9 +264,8 @@ def cases() -> None:
 def cases_list(ctx: Context, status: str | None, category: str | None, limit: int, as_json: bool) -> None:
     """List cases, newest first."""
     from mailbot.services.cases import list_cases
-    from mailbot.store.db import make_engine
 
-    rows = list_cases(make_engine(ctx.settings().database_url), status=status, category=category, limit=limit)
+    rows = list_cases(ctx.engine(), status=status, category=category, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -240,9 +288,8 @@ def cases_list(ctx: Context, status: str | None, category: str | None, limit: in
 def cases_show(ctx: Context, ref: str, as_json: bool) -> None:
     """One case: orders, messages, decisions and replies."""
     from mailbot.services.cases import show_case
-    from mailbot.store.db import make_engine
 
-    data = show_case(make_engine(ctx.settings().database_url), ref.strip("#[] ").upper())
+    data = show_case(ctx.engine(), ref.strip("#[] ").upper())
     if data is None:
         fail(f"no case {ref}", code=1)
     if as_json:
@@ -291,9 +338,8 @@ def outbox() -> None:
 def outbox_retry(ctx: Context, item_id: int) -> None:
     """Send an uncertain or failed reply again (after checking it did not reach the buyer)."""
     from mailbot.services.outbox import retry
-    from mailbot.store.db import make_engine
 
-    click.echo(retry(make_engine(ctx.settings().database_url), item_id, lambda: datetime.now(UTC)))
+    click.echo(retry(ctx.engine(), item_id, lambda: datetime.now(UTC)))
 
 
 def _register_optional() -> None:

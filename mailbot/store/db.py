@@ -19,6 +19,7 @@ from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 WRITE = "mailbot_write"  # execution option marking a session that will write
+UPGRADE_HINT = "run `mailbot db upgrade` first"
 
 
 def make_engine(url: str) -> Engine:
@@ -81,3 +82,42 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_problem(url: str) -> str | None:
+    """Why this database cannot serve mailbot's commands yet, or None when its schema is current.
+
+    Staff commands on a database that was never upgraded would otherwise fail deep inside a query
+    ("no such table: case"). Checked without creating anything: an SQLite file that does not exist
+    is reported, not created empty. The answer never contains the URL (it may carry a password).
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    on_disk = parsed.get_backend_name() == "sqlite" and parsed.database not in {None, "", ":memory:"}
+    if on_disk and not Path(str(parsed.database)).is_file():
+        return f"there is no database at {parsed.database} yet; {UPGRADE_HINT}"
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+    script = ScriptDirectory.from_config(alembic_config(url))
+    heads = set(script.get_heads())
+    if not current:
+        return f"the database has no mailbot tables yet; {UPGRADE_HINT}"
+    if current != heads:
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current - known:
+            return (
+                f"the database schema is at revision {', '.join(sorted(current))}, "
+                "which this mailbot does not know: it was upgraded by a newer mailbot; run that version"
+            )
+        return (
+            f"the database schema is at revision {', '.join(sorted(current))}, an older one; {UPGRADE_HINT}"
+        )
+    return None

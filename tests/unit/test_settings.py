@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from mailbot.settings import SettingsError, load_settings
+from mailbot.settings import SettingsError, check_secrets, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,9 +93,22 @@ def test_missing_secret_names_the_key_and_the_environment_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MAILBOT_SECRET_PM_IMAP_PASSWORD", raising=False)
-    message = error_of(write(tmp_path, IMAP))
+    settings = load_settings(write(tmp_path, IMAP))
+    with pytest.raises(SettingsError) as info:
+        check_secrets(settings)
+    message = str(info.value)
     assert "mailboxes.pm.imap.password_secret" in message
     assert "MAILBOT_SECRET_PM_IMAP_PASSWORD" in message
+    assert str(tmp_path / "config.toml") in message
+
+
+def test_settings_load_without_the_mail_server_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staff commands read the settings; only commands that connect need the passwords."""
+    monkeypatch.delenv("MAILBOT_SECRET_PM_IMAP_PASSWORD", raising=False)
+    settings = load_settings(write(tmp_path, IMAP))
+    assert settings.mailboxes["pm"].imap is not None
 
 
 def test_secret_is_read_from_the_secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,3 +145,151 @@ def test_invalid_toml_says_where(tmp_path: Path) -> None:
 def test_missing_file_says_how_to_start(tmp_path: Path) -> None:
     message = error_of(tmp_path / "nope.toml")
     assert "config.example.toml" in message
+
+
+# -- the file itself --------------------------------------------------------------------------------
+
+
+def test_a_utf16_config_file_says_to_save_it_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(MINIMAL, encoding="utf-16")  # what Notepad's "Unicode" writes
+    message = error_of(path)
+    assert message == f"{path}: the config file is UTF-16 text; save it as UTF-8 in your editor"
+
+
+def test_a_utf16_config_file_without_byte_order_mark_is_recognised(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(MINIMAL.encode("utf-16-le"))
+    assert "UTF-16" in error_of(path)
+
+
+def test_a_binary_config_file_is_named_as_binary(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    assert error_of(path) == f"{path}: the config file is binary, not TOML text (it contains NUL bytes)"
+
+
+def test_latin1_bytes_in_the_config_file_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(MINIMAL.encode() + b'\n[identity]\nfrom_name = "Soporte T\xe9cnico"\n')
+    message = error_of(path)
+    assert message.startswith(f"{path}: line 9: the config file is not UTF-8 text")
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(MINIMAL.encode("utf-8-sig"))
+    assert set(load_settings(path).mailboxes) == {"pm"}
+
+
+# -- database.url -----------------------------------------------------------------------------------
+
+
+def with_database(url: str) -> str:
+    return f'[database]\nurl = "{url}"\n' + MINIMAL
+
+
+def test_a_malformed_database_url_names_the_key(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, with_database("postgres//mailbot@db.internal/mailbot")))
+    assert message.startswith(f"{tmp_path / 'config.toml'}: database.url: not a database URL; expected ")
+    assert "postgresql+psycopg://" in message
+
+
+def test_an_unknown_database_dialect_names_the_key_and_the_dialect(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, with_database("postgres://mailbot@db.internal/mailbot")))
+    assert "database.url: unknown database 'postgres'; expected postgresql+psycopg://" in message
+
+
+def test_a_database_mailbot_does_not_support_is_refused(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, with_database("mysql://mailbot@db.internal/mailbot")))
+    assert "database.url: unknown database 'mysql'" in message
+
+
+def test_psycopg_not_installed_says_which_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an install without the extra looks like
+    message = error_of(write(tmp_path, with_database("postgresql+psycopg://mailbot@db.internal/mailbot")))
+    assert "database.url: the database driver 'psycopg' is not installed" in message
+    assert "pip install 'mailbot[postgres]'" in message
+
+
+def test_a_postgresql_driver_that_is_not_installed_points_to_psycopg(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, with_database("postgresql+psycopg2://mailbot@db.internal/mailbot")))
+    assert "the database driver 'psycopg2' is not installed" in message
+    assert "postgresql+psycopg://" in message
+
+
+def test_a_password_in_the_database_url_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, with_database("postgresql+psycopg://mailbot:hunter2@db/mailbot")))
+    assert "database.url: contains a password, and secrets never belong in the config file" in message
+    assert "database.password_secret" in message and "MAILBOT_SECRET_DB_PASSWORD" in message
+    assert "hunter2" not in message
+
+
+def test_the_database_password_comes_from_its_secret_and_stays_out_of_the_repr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILBOT_SECRET_DB_PASSWORD", "s3cr3t")
+    text = with_database("postgresql+psycopg://mailbot@db.internal/mailbot").replace(
+        'url = "', 'password_secret = "db-password"\nurl = "'
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert settings.database_url == "postgresql+psycopg://mailbot:s3cr3t@db.internal/mailbot"
+    assert "s3cr3t" not in repr(settings)
+
+
+# -- ports and mailboxes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", [0, 99999, -1])
+def test_a_port_outside_1_to_65535_is_refused(tmp_path: Path, port: int) -> None:
+    message = error_of(write(tmp_path, IMAP + f"port = {port}\n"))
+    assert message == (
+        f"{tmp_path / 'config.toml'}: mailboxes.pm.imap.port: must be a TCP port between 1 and 65535 "
+        f"(leave it out for the default) (got {port})"
+    )
+
+
+def test_an_smtp_port_of_zero_is_refused(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, MINIMAL + '\n[smtp]\nhost = "127.0.0.1"\nport = 0\n'))
+    assert "smtp.port: must be a TCP port between 1 and 65535" in message
+
+
+def test_two_mailboxes_with_one_address_are_refused(tmp_path: Path) -> None:
+    second = MINIMAL.replace("[mailboxes.pm]", "[mailboxes.inspection]").replace("mail/pm", "mail/insp")
+    message = error_of(write(tmp_path, MINIMAL + second.replace("TA-PM", "x")))
+    assert message == (
+        f"{tmp_path / 'config.toml'}: mailboxes.inspection.address: ta-pm@support.example.test is already "
+        "the address of mailboxes.pm; each mailbox needs its own address"
+    )
+
+
+def test_two_mailboxes_on_one_imap_login_are_refused(tmp_path: Path) -> None:
+    second = IMAP.replace("[mailboxes.pm", "[mailboxes.inspection").replace(
+        'address = "ta-pm@', 'address = "ta-inspection@'
+    )
+    message = error_of(write(tmp_path, IMAP + second))
+    assert "mailboxes.inspection.imap.username: ta-pm@support.example.test on imap.example.test" in message
+    assert "already the IMAP login of mailboxes.pm" in message
+
+
+def test_one_imap_account_may_serve_two_mailboxes_from_two_folders(tmp_path: Path) -> None:
+    second = IMAP.replace("[mailboxes.pm", "[mailboxes.inspection").replace(
+        'address = "ta-pm@', 'address = "ta-inspection@'
+    )
+    settings = load_settings(write(tmp_path, IMAP + second + 'folder = "Inspection"\n'))
+    assert set(settings.mailboxes) == {"pm", "inspection"}
+
+
+def test_a_relative_ca_file_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, IMAP + 'ca_file = "certs/ca.pem"\n'))
+    imap = settings.mailboxes["pm"].imap
+    assert imap is not None and imap.ca_file == str(tmp_path / "certs" / "ca.pem")
+
+
+def test_health_thresholds_default_and_can_be_set(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL)).health.max_pending_reply_age_seconds == 900
+    text = "[health]\nmissed_polls = 5\nmax_pending_reply_age_seconds = 60\n" + MINIMAL
+    health = load_settings(write(tmp_path, text)).health
+    assert (health.missed_polls, health.max_pending_reply_age_seconds) == (5, 60)
