@@ -1,0 +1,275 @@
+"""Queries of the staff console: the queue, a case's thread, notes, corrections, accounts, sessions.
+
+Kept apart from repo.py (the intake's queries) so the console can grow without touching the hot path.
+Services own the transactions; this module only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from mailbot.store.tables import (
+    Case,
+    CaseEvent,
+    CaseMessage,
+    CaseNote,
+    CaseOrder,
+    Correction,
+    MailRecord,
+    OutboxItem,
+    StaffSession,
+    StaffUser,
+)
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What the queue is filtered by; None means no filter. `after` is the keyset (created_at, id)."""
+
+    status: str | None = None
+    category: str | None = None
+    mailbox: str | None = None
+    language: str | None = None
+    assignee: str | None = None  # an address, or "" for unassigned cases
+    order_number: str | None = None
+    ref: str | None = None
+    buyer: str | None = None
+    words: str | None = None
+    after: tuple[datetime, int] | None = None
+    limit: int = 50
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filters(query: QueueQuery, *, with_status: bool) -> list[Any]:
+    where: list[Any] = []
+    if with_status and query.status:
+        where.append(col(Case.status) == query.status)
+    if query.category:
+        where.append(col(Case.category) == query.category)
+    if query.mailbox:
+        where.append(col(Case.mailbox) == query.mailbox)
+    if query.language:
+        where.append(col(Case.language) == query.language)
+    if query.assignee is not None:
+        where.append(
+            col(Case.assignee).is_(None) if query.assignee == "" else col(Case.assignee) == query.assignee
+        )
+    if query.ref:
+        where.append(col(Case.ref) == query.ref.upper())
+    if query.order_number:
+        # An exact number walks the case_order index; a shorter piece is a prefix search on it.
+        number = query.order_number
+        where.append(
+            col(Case.id).in_(
+                sa_select(col(CaseOrder.case_id)).where(
+                    col(CaseOrder.number).like(_escape_like(number) + "%", escape="\\")
+                )
+            )
+        )
+    if query.buyer:
+        where.append(col(Case.buyer).like(_escape_like(query.buyer.lower()) + "%", escape="\\"))
+    if query.words:
+        for word in query.words.split()[:8]:
+            pattern = "%" + _escape_like(word.lower()) + "%"
+            where.append(
+                or_(
+                    func.lower(col(Case.subject)).like(pattern, escape="\\"),
+                    func.lower(col(Case.buyer_name)).like(pattern, escape="\\"),
+                )
+            )
+    return where
+
+
+def queue(session: Session, query: QueueQuery) -> list[Case]:
+    """One page of the queue, newest first; keyset pagination so page 200 costs what page 1 costs."""
+    where = _filters(query, with_status=True)
+    if query.after is not None:
+        created, case_id = query.after
+        where.append(
+            or_(
+                col(Case.created_at) < created,
+                and_(col(Case.created_at) == created, col(Case.id) < case_id),
+            )
+        )
+    statement = (
+        select(Case)
+        .where(*where)
+        .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+        .limit(query.limit + 1)
+    )
+    return list(session.exec(statement))
+
+
+def status_counts(session: Session, query: QueueQuery) -> dict[str, int]:
+    """Cases per status under every filter but the status itself (the tabs above the queue)."""
+    rows = session.execute(
+        sa_select(col(Case.status), func.count())
+        .where(*_filters(query, with_status=False))
+        .group_by(col(Case.status))
+    ).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+def case_by_ref(session: Session, ref: str) -> Case | None:
+    return session.exec(select(Case).where(Case.ref == ref.upper())).first()
+
+
+def thread(session: Session, case_id: int) -> list[tuple[CaseMessage, MailRecord | None, OutboxItem | None]]:
+    """The case's messages in order, each with its ledger row (inbound) or outbox row (our reply)."""
+    rows = session.exec(
+        select(CaseMessage, MailRecord, OutboxItem)
+        .outerjoin(MailRecord, col(MailRecord.id) == col(CaseMessage.mail_id))
+        .outerjoin(OutboxItem, col(OutboxItem.id) == col(CaseMessage.outbox_id))
+        .where(CaseMessage.case_id == case_id)
+        .order_by(col(CaseMessage.created_at), col(CaseMessage.id))
+    ).all()
+    return [(message, mail, out) for message, mail, out in rows]
+
+
+def replies_without_message(session: Session, case_id: int, known: Sequence[int]) -> list[OutboxItem]:
+    """Outbox rows of the case that no case_message points at (older replies are linked by id only)."""
+    statement = select(OutboxItem).where(OutboxItem.case_id == case_id)
+    if known:
+        statement = statement.where(col(OutboxItem.id).not_in(list(known)))
+    return list(session.exec(statement.order_by(col(OutboxItem.id))))
+
+
+def mail_on_case(session: Session, case_id: int, mail_id: int) -> MailRecord | None:
+    return session.exec(
+        select(MailRecord).where(MailRecord.id == mail_id, MailRecord.case_id == case_id)
+    ).first()
+
+
+def first_mail(session: Session, case_id: int) -> MailRecord | None:
+    """The message that opened the case: what mailbot decided about it is what staff correct."""
+    return session.exec(
+        select(MailRecord).where(MailRecord.case_id == case_id).order_by(col(MailRecord.id)).limit(1)
+    ).first()
+
+
+def events(session: Session, case_id: int) -> list[CaseEvent]:
+    return list(
+        session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id)))
+    )
+
+
+def notes(session: Session, case_id: int) -> list[CaseNote]:
+    return list(session.exec(select(CaseNote).where(CaseNote.case_id == case_id).order_by(col(CaseNote.id))))
+
+
+def cases_of_buyer(session: Session, buyer: str, exclude: int, limit: int = 20) -> list[Case]:
+    return list(
+        session.exec(
+            select(Case)
+            .where(Case.buyer == buyer, col(Case.id) != exclude)
+            .order_by(col(Case.created_at).desc())
+            .limit(limit)
+        )
+    )
+
+
+def cases_on_orders(session: Session, numbers: Sequence[str], exclude: int, limit: int = 20) -> list[Case]:
+    if not numbers:
+        return []
+    return list(
+        session.exec(
+            select(Case)
+            .where(
+                col(Case.id).in_(
+                    sa_select(col(CaseOrder.case_id)).where(col(CaseOrder.number).in_(list(numbers)))
+                ),
+                col(Case.id) != exclude,
+            )
+            .order_by(col(Case.created_at).desc())
+            .limit(limit)
+        )
+    )
+
+
+def add_event(
+    session: Session, case_id: int, kind: str, summary: str, detail: dict[str, Any], now: datetime
+) -> None:
+    session.add(CaseEvent(case_id=case_id, kind=kind, summary=summary, detail=detail, created_at=now))
+
+
+def add_note(session: Session, case_id: int, author: str, body: str, now: datetime) -> None:
+    session.add(CaseNote(case_id=case_id, author=author, body=body, created_at=now))
+
+
+def add_correction(session: Session, correction: Correction) -> None:
+    session.add(correction)
+
+
+def corrections(session: Session, since: datetime | None = None) -> list[tuple[Correction, Case]]:
+    statement = select(Correction, Case).join(Case, col(Case.id) == col(Correction.case_id))
+    if since is not None:
+        statement = statement.where(col(Correction.created_at) >= since)
+    return [(c, case) for c, case in session.exec(statement.order_by(col(Correction.id))).all()]
+
+
+def case_corrections(session: Session, case_id: int) -> list[Correction]:
+    return list(
+        session.exec(select(Correction).where(Correction.case_id == case_id).order_by(col(Correction.id)))
+    )
+
+
+def mail_by_id(session: Session, mail_id: int) -> MailRecord | None:
+    return session.get(MailRecord, mail_id)
+
+
+# -- accounts and sessions --------------------------------------------------------------------------
+
+
+def user_by_email(session: Session, email: str) -> StaffUser | None:
+    return session.exec(select(StaffUser).where(StaffUser.email == email.lower())).first()
+
+
+def user_by_id(session: Session, user_id: int) -> StaffUser | None:
+    return session.get(StaffUser, user_id)
+
+
+def users(session: Session) -> list[StaffUser]:
+    return list(session.exec(select(StaffUser).order_by(col(StaffUser.email))))
+
+
+def add_user(session: Session, user: StaffUser) -> None:
+    session.add(user)
+
+
+def add_session(session: Session, row: StaffSession) -> None:
+    session.add(row)
+
+
+def session_by_hash(session: Session, token_hash: str) -> tuple[StaffSession, StaffUser] | None:
+    row = session.exec(
+        select(StaffSession, StaffUser)
+        .join(StaffUser, col(StaffUser.id) == col(StaffSession.user_id))
+        .where(StaffSession.token_hash == token_hash)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def delete_session(session: Session, token_hash: str) -> None:
+    session.execute(delete(StaffSession).where(col(StaffSession.token_hash) == token_hash))
+
+
+def delete_sessions_of(session: Session, user_id: int) -> None:
+    session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user_id))
+
+
+def delete_expired_sessions(session: Session, now: datetime) -> None:
+    session.execute(delete(StaffSession).where(col(StaffSession.expires_at) < now))
+
+
+def disable_user(session: Session, user_id: int) -> None:
+    session.execute(update(StaffUser).where(col(StaffUser.id) == user_id).values(disabled=True))
