@@ -257,18 +257,24 @@ def _outbound(item: OutboxItem, at: datetime) -> ThreadEntry:
     )
 
 
+_SOURCES = {
+    "new_text": "new text",
+    "quoted": "quoted history",
+    "forwarded": "forwarded message",
+    "attachment_name": "name of an attachment",
+    "html": "HTML part",
+}
+
+
 def explain(decision: Mapping[str, Any]) -> tuple[str, ...]:
     """The stored decision as sentences a support agent reads without knowing the rule engine."""
     if not decision:
         return ("No decision was recorded for this message.",)
     lines: list[str] = []
     hits = [s for s in decision.get("trace", []) if isinstance(s, Mapping) and s.get("hit")]
-    category = decision.get("category", "?")
-    if hits:
-        first = hits[0]
-        lines.append(f"Filed as {category} by the rule '{first.get('rule')}': {first.get('why')}.")
-    else:
-        lines.append(f"Filed as {category}: {decision.get('reason', 'no rule matched')}.")
+    lines.append(f"Filed as {decision.get('category', '?')}: {decision.get('reason') or 'no rule matched'}.")
+    for step in hits[:6]:
+        lines.append(f"Rule '{step.get('rule')}' matched: {step.get('why')}.")
     intent = decision.get("intent")
     reasons = [str(r) for r in decision.get("intent_reasons", [])][:3]
     if intent:
@@ -277,8 +283,9 @@ def explain(decision: Mapping[str, Any]) -> tuple[str, ...]:
     if orders:
         top = orders[0]
         why = "; ".join(str(r) for r in top.get("reasons", [])[:3])
+        where = _SOURCES.get(str(top.get("source")), str(top.get("source")))
         lines.append(
-            f"Order number {top.get('number')} (found in the {top.get('source')})"
+            f"Order number {top.get('number')} (found in the {where})"
             + (f": {why}." if why else ".")
         )
         if len(orders) > 1:

@@ -222,3 +222,14 @@ def test_the_cli_works_a_case_for_scripts(installation: Installation) -> None:
     result = runner.invoke(main, [*config, "corrections", "export", str(export)])
     assert result.exit_code == 0, result.output
     assert (export / "labels.jsonl").is_file()
+
+
+def test_the_decision_is_explained_in_plain_words(installation: Installation) -> None:
+    ref = opened(installation)
+    view = casework_view.case_view(installation.engine, ref)
+    assert view is not None
+    text = "\n".join(view.explanation)
+    assert "Filed as cancellation" in text
+    assert "Order number 3909797815690838 (found in the new text)" in text
+    assert "Language: en." in text
+    assert "Answered automatically with the template" in text
