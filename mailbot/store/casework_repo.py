@@ -6,12 +6,13 @@ Services own the transactions; this module only reads and writes rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import delete, func, literal, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -27,6 +28,9 @@ from mailbot.store.tables import (
     StaffSession,
     StaffUser,
 )
+
+FULL_ORDER_DIGITS = 12  # the shortest order number; shorter digits are searched as a prefix
+_FULL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -67,17 +71,21 @@ def _filters(query: QueueQuery, *, with_status: bool) -> list[Any]:
     if query.ref:
         where.append(col(Case.ref) == query.ref.upper())
     if query.order_number:
-        # An exact number walks the case_order index; a shorter piece is a prefix search on it.
+        # A whole number is an equality on the case_order index; a shorter piece is a prefix search.
         number = query.order_number
-        where.append(
-            col(Case.id).in_(
-                sa_select(col(CaseOrder.case_id)).where(
-                    col(CaseOrder.number).like(_escape_like(number) + "%", escape="\\")
-                )
-            )
+        match = (
+            col(CaseOrder.number) == number
+            if len(number) >= FULL_ORDER_DIGITS
+            else col(CaseOrder.number).like(_escape_like(number) + "%", escape="\\")
         )
+        where.append(col(Case.id).in_(sa_select(col(CaseOrder.case_id)).where(match)))
     if query.buyer:
-        where.append(col(Case.buyer).like(_escape_like(query.buyer.lower()) + "%", escape="\\"))
+        buyer = query.buyer.strip().lower()
+        where.append(
+            col(Case.buyer) == buyer
+            if _FULL_ADDRESS.match(buyer)
+            else col(Case.buyer).like(_escape_like(buyer) + "%", escape="\\")
+        )
     if query.words:
         for word in query.words.split()[:8]:
             pattern = "%" + _escape_like(word.lower()) + "%"
@@ -95,10 +103,11 @@ def queue(session: Session, query: QueueQuery) -> list[Case]:
     where = _filters(query, with_status=True)
     if query.after is not None:
         created, case_id = query.after
+        # A row-value comparison, which PostgreSQL answers from the (status, created_at, id) index.
         where.append(
-            or_(
-                col(Case.created_at) < created,
-                and_(col(Case.created_at) == created, col(Case.id) < case_id),
+            tuple_(col(Case.created_at), col(Case.id))
+            < tuple_(
+                literal(created, type_=col(Case.created_at).type), literal(case_id, type_=col(Case.id).type)
             )
         )
     statement = (
