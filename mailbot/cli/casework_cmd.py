@@ -119,6 +119,19 @@ def cases_recategorize(
         _run(lambda: recategorize(engine, ref, "intent", intent, by=actor))
 
 
+@click.command("close-resolved")
+@click.option("--days", type=click.FloatRange(min=0), default=7, show_default=True)
+@click.pass_context
+def cases_close_resolved(ctx: click.Context, days: float) -> None:
+    """Close the cases resolved more than DAYS ago (for cron or the worker's schedule)."""
+    from datetime import timedelta
+
+    from mailbot.services.casework import close_resolved
+
+    refs = close_resolved(_engine(ctx), timedelta(days=days))
+    click.echo(f"{len(refs)} resolved cases closed" + (": " + ", ".join(refs) if refs else ""))
+
+
 @click.group("corrections")
 def corrections() -> None:
     """Categories and intents staff corrected: labelled examples for `mailbot eval`."""
@@ -166,7 +179,7 @@ def attach(main: click.Group, cases: click.Group) -> None:
     from mailbot.cli.users_cmd import users
     from mailbot.cli.web_cmd import web
 
-    for command in (cases_assign, cases_status, cases_note, cases_recategorize):
+    for command in (cases_assign, cases_status, cases_note, cases_recategorize, cases_close_resolved):
         cases.add_command(command)
     main.add_command(corrections)
     main.add_command(users)

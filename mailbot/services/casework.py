@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -81,6 +81,7 @@ def set_status(engine: Engine, ref: str, status: str, *, by: str, clock: Clock =
         if before == status:
             raise CaseworkError(f"case {case.ref} is already {STATUS_LABELS[status]}")
         case.status = status
+        case.resolved_at = now if status == "resolved" else None
         case.updated_at = now
         session.add(case)
         summary = f"status {STATUS_LABELS.get(before, before)} → {STATUS_LABELS[status]} by {by}"
@@ -188,3 +189,25 @@ def _latest_intent(session: Session, case_id: int, mailbot_said: str) -> str:
         if correction.field == "intent":
             latest = correction.staff_said
     return latest
+
+
+def close_resolved(
+    engine: Engine, after: timedelta, *, by: str = "mailbot", clock: Clock = _now
+) -> tuple[str, ...]:
+    """Close the cases resolved longer than `after` ago (a buyer who wrote again reopened them first)."""
+    now = clock()
+    closed: list[str] = []
+    with session_scope(engine) as session:
+        for case in repo.resolved_before(session, now - after):
+            assert case.id is not None
+            case.status = "closed"
+            case.resolved_at = None
+            case.updated_at = now
+            session.add(case)
+            days = after.total_seconds() / 86400
+            summary = f"status resolved → closed by {by} ({days:g} days after it was resolved)"
+            repo.add_event(
+                session, case.id, "status", summary, {"by": by, "from": "resolved", "to": "closed"}, now
+            )
+            closed.append(case.ref)
+    return tuple(closed)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, or_, tuple_, update
+from sqlalchemy import Table, delete, func, literal, or_, tuple_, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.store.tables import (
     Case,
@@ -48,6 +48,11 @@ class QueueQuery:
     words: str | None = None
     after: tuple[datetime, int] | None = None
     limit: int = 50
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def _escape_like(text: str) -> str:
@@ -104,11 +109,10 @@ def queue(session: Session, query: QueueQuery) -> list[Case]:
     if query.after is not None:
         created, case_id = query.after
         # A row-value comparison, which PostgreSQL answers from the (status, created_at, id) index.
+        columns = _table(Case).c
         where.append(
-            tuple_(col(Case.created_at), col(Case.id))
-            < tuple_(
-                literal(created, type_=col(Case.created_at).type), literal(case_id, type_=col(Case.id).type)
-            )
+            tuple_(columns.created_at, columns.id)
+            < tuple_(literal(created, type_=columns.created_at.type), literal(case_id, type_=columns.id.type))
         )
     statement = (
         select(Case)
@@ -131,6 +135,19 @@ def status_counts(session: Session, query: QueueQuery) -> dict[str, int]:
 
 def case_by_ref(session: Session, ref: str) -> Case | None:
     return session.exec(select(Case).where(Case.ref == ref.upper())).first()
+
+
+def resolved_before(session: Session, cutoff: datetime, limit: int = 1000) -> list[Case]:
+    return list(
+        session.exec(
+            select(Case)
+            .where(
+                Case.status == "resolved", col(Case.resolved_at).is_not(None), col(Case.resolved_at) < cutoff
+            )
+            .order_by(col(Case.id))
+            .limit(limit)
+        )
+    )
 
 
 def thread(session: Session, case_id: int) -> list[tuple[CaseMessage, MailRecord | None, OutboxItem | None]]:

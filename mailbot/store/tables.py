@@ -68,6 +68,8 @@ class Case(SQLModel, table=True):
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
+    # staff console (migration 0003): when the case was last resolved, so it can close itself later
+    resolved_at: datetime | None = Field(default=None)
 
 
 class CaseOrder(SQLModel, table=True):

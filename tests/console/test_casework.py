@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -233,3 +233,29 @@ def test_the_decision_is_explained_in_plain_words(installation: Installation) ->
     assert "Order number 3909797815690838 (found in the new text)" in text
     assert "Language: en." in text
     assert "Answered automatically with the template" in text
+
+
+def test_a_resolved_case_closes_itself_after_the_configured_days(installation: Installation) -> None:
+    ref = opened(installation)
+    casework.set_status(installation.engine, ref, "resolved", by="ana@support.example", clock=clock)
+    assert (
+        casework.close_resolved(installation.engine, timedelta(days=7), clock=lambda: AT + timedelta(days=6))
+        == ()
+    )
+    closed = casework.close_resolved(
+        installation.engine, timedelta(days=7), clock=lambda: AT + timedelta(days=8)
+    )
+    assert closed == (ref,)
+    view = casework_view.case_view(installation.engine, ref)
+    assert view is not None and view.case.status == "closed"
+    assert view.events[-1].by == "mailbot"
+
+
+def test_a_case_reopened_before_the_deadline_is_not_closed(installation: Installation) -> None:
+    ref = opened(installation)
+    casework.set_status(installation.engine, ref, "resolved", by="ana@support.example", clock=clock)
+    casework.set_status(installation.engine, ref, "open", by="ana@support.example", clock=clock)
+    assert (
+        casework.close_resolved(installation.engine, timedelta(days=7), clock=lambda: AT + timedelta(days=30))
+        == ()
+    )

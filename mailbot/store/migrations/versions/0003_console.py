@@ -71,6 +71,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_correction_created_at'), ['created_at'], unique=False)
     # The queue is read newest first, filtered by status: keyset pagination walks this index.
     with op.batch_alter_table('case', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('resolved_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.create_index('ix_case_status_created', ['status', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_case_assignee', ['assignee'], unique=False)
 
@@ -79,6 +80,7 @@ def downgrade() -> None:
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.drop_index('ix_case_assignee')
         batch_op.drop_index('ix_case_status_created')
+        batch_op.drop_column('resolved_at')
     op.drop_table('correction')
     op.drop_table('case_note')
     op.drop_table('staff_session')
