@@ -143,7 +143,7 @@ def fill(url: str, n_cases: int, per_case: int) -> list[tuple[str, str]]:
         conn.execute(text("SELECT setval('case_id_seq', (SELECT max(id) FROM \"case\"))"))
         conn.execute(text("SELECT setval('mail_id_seq', (SELECT max(id) FROM mail))"))
     with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     engine.dispose()
     return refs
 
@@ -165,21 +165,34 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=3, help="messages per case")
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument(
+        "--reuse", default=None, help="time an earlier --keep database instead of filling one"
+    )
     args = parser.parse_args()
-    name = f"mailbot_bench_console_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = args.reuse or f"mailbot_bench_console_{secrets.token_hex(4)}"
+    if not args.reuse:
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
     try:
         upgrade(url)
         t0 = time.perf_counter()
-        refs = fill(url, args.cases, args.messages)
+        refs = (
+            [
+                (f"B{i:05d}" if i < 100000 else f"C{i % 100000:05d}", f"{3900000000000000 + i * 7919}")
+                for i in range(args.cases)
+            ]
+            if args.reuse
+            else fill(url, args.cases, args.messages)
+        )
         print(
             f"filled {args.cases:,} cases, {args.cases * args.messages:,} messages "
             f"in {time.perf_counter() - t0:.0f} s"
         )
         engine = make_engine(url)
-        accounts.add_user(engine, "ana@support.example", "staff", "benchmark password")
+        if not args.reuse:
+            accounts.add_user(engine, "ana@support.example", "staff", "benchmark password")
         results: dict[str, list[float]] = {}
         with TestClient(build_app(engine), base_url="http://127.0.0.1") as client:
             form = client.get("/login").text
@@ -220,8 +233,11 @@ def main() -> None:
             p95 = values[min(len(values) - 1, round(0.95 * len(values)) - 1)]
             print(f"{label:<44} {statistics.median(values):8.1f} {p95:8.1f}")
     finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.keep or args.reuse:
+            print(f"database kept: {name}")
+        else:
+            with psycopg.connect(ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from mailbot.store.casework_repo import QueueQuery
 from mailbot.store.tables import Case, MailRecord, OutboxItem
 
 PAGE_SIZE = 50
+COUNT_CAP = 99  # the tabs say "99+" past this: exact counts of big statuses would scan the table
 PREVIEW_TYPES = IMAGE_PREVIEW_TYPES  # served with their own type (for <img>); the rest as octet-stream
 # A case reference: "#K7Q2XZ", or six characters mixing letters and digits (a plain word is a word).
 _REF = re.compile(r"^#[A-Z0-9]{6}$|^(?=[A-Z]*[0-9])(?=[0-9]*[A-Z])[A-Z0-9]{6}$")
@@ -67,7 +68,7 @@ class QueueFilters:
 @dataclass(frozen=True)
 class QueuePage:
     cases: tuple[CaseSummary, ...]
-    counts: tuple[tuple[str, int], ...]  # per status, in workflow order
+    counts: tuple[tuple[str, int], ...]  # per status, in workflow order; COUNT_CAP + 1 means "more"
     next_after: str | None
     searched_as: str  # "order number", "case reference", "buyer address", "words" or ""
 
@@ -194,12 +195,10 @@ def queue_page(engine: Engine, filters: QueueFilters, limit: int = PAGE_SIZE) ->
     )
     with Session(engine) as session:
         rows = repo.queue(session, query)
-        counts = repo.status_counts(session, query)
+        counts = repo.status_counts(session, query, STATUSES, COUNT_CAP)
     more = len(rows) > limit
     rows = rows[:limit]
-    ordered = [(s, counts.get(s, 0)) for s in STATUSES] + [
-        (s, n) for s, n in sorted(counts.items()) if s not in STATUSES
-    ]
+    ordered = [(s, counts.get(s, 0)) for s in STATUSES]
     return QueuePage(
         cases=tuple(summary_of(c) for c in rows),
         counts=tuple(ordered),
@@ -285,8 +284,7 @@ def explain(decision: Mapping[str, Any]) -> tuple[str, ...]:
         why = "; ".join(str(r) for r in top.get("reasons", [])[:3])
         where = _SOURCES.get(str(top.get("source")), str(top.get("source")))
         lines.append(
-            f"Order number {top.get('number')} (found in the {where})"
-            + (f": {why}." if why else ".")
+            f"Order number {top.get('number')} (found in the {where})" + (f": {why}." if why else ".")
         )
         if len(orders) > 1:
             lines.append("Also mentioned: " + ", ".join(str(o.get("number")) for o in orders[1:]) + ".")

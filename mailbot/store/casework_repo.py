@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, literal, or_, tuple_, update
+from sqlalchemy import Table, delete, func, literal, or_, tuple_, union_all, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -123,13 +123,22 @@ def queue(session: Session, query: QueueQuery) -> list[Case]:
     return list(session.exec(statement))
 
 
-def status_counts(session: Session, query: QueueQuery) -> dict[str, int]:
-    """Cases per status under every filter but the status itself (the tabs above the queue)."""
-    rows = session.execute(
-        sa_select(col(Case.status), func.count())
-        .where(*_filters(query, with_status=False))
-        .group_by(col(Case.status))
-    ).all()
+def status_counts(session: Session, query: QueueQuery, statuses: Sequence[str], cap: int) -> dict[str, int]:
+    """Cases per status under every filter but the status itself, each counted up to `cap` + 1.
+
+    An exact count of 40,000 closed cases costs a scan of the table on every queue page; counting
+    each status only until it passes `cap` walks the (status, created_at, id) index a little way.
+    """
+    filters = _filters(query, with_status=False)
+    parts = [
+        sa_select(literal(status).label("status"), func.count().label("n")).select_from(
+            sa_select(col(Case.id)).where(col(Case.status) == status, *filters).limit(cap + 1).subquery()
+        )
+        for status in statuses
+    ]
+    if not parts:
+        return {}
+    rows = session.execute(union_all(*parts)).all()
     return {str(status): int(count) for status, count in rows}
 
 

@@ -87,6 +87,7 @@ def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) ->
     console.jinja.filters["when"] = _when
     console.jinja.globals["status_labels"] = casework.STATUS_LABELS
     console.jinja.globals["csrf_field"] = CSRF_FIELD
+    console.jinja.globals["count_cap"] = casework_view.COUNT_CAP
 
     async def current(request: Request) -> SignedIn | None:
         token = request.cookies.get(SESSION_COOKIE)

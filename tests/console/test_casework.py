@@ -259,3 +259,12 @@ def test_a_case_reopened_before_the_deadline_is_not_closed(installation: Install
         casework.close_resolved(installation.engine, timedelta(days=7), clock=lambda: AT + timedelta(days=30))
         == ()
     )
+
+
+def test_status_counts_stop_past_the_cap(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened(installation)
+    opened(installation, "console-xss.eml")
+    monkeypatch.setattr(casework_view, "COUNT_CAP", 1)
+    counts = dict(casework_view.queue_page(installation.engine, casework_view.QueueFilters()).counts)
+    assert counts["open"] == 2  # COUNT_CAP + 1: shown as "1+"
+    assert counts["closed"] == 0
