@@ -132,6 +132,15 @@ def cases_close_resolved(ctx: click.Context, days: float) -> None:
     click.echo(f"{len(refs)} resolved cases closed" + (": " + ", ".join(refs) if refs else ""))
 
 
+@click.command("reindex")
+@click.pass_context
+def cases_reindex(ctx: click.Context) -> None:
+    """Add every routed mail not yet searchable by its words to the search index (mailbot web does it too)."""
+    from mailbot.services.search_index import index_all
+
+    click.echo(f"{index_all(_engine(ctx))} mails indexed for search")
+
+
 @click.group("corrections")
 def corrections() -> None:
     """Categories and intents staff corrected: labelled examples for `mailbot eval`."""
@@ -179,7 +188,14 @@ def attach(main: click.Group, cases: click.Group) -> None:
     from mailbot.cli.users_cmd import users
     from mailbot.cli.web_cmd import web
 
-    for command in (cases_assign, cases_status, cases_note, cases_recategorize, cases_close_resolved):
+    for command in (
+        cases_assign,
+        cases_status,
+        cases_note,
+        cases_recategorize,
+        cases_close_resolved,
+        cases_reindex,
+    ):
         cases.add_command(command)
     main.add_command(corrections)
     main.add_command(users)

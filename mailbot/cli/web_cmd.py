@@ -11,13 +11,29 @@ import click
 @click.pass_context
 def web(ctx: click.Context, host: str, port: int) -> None:
     """Serve the staff console (sign in with an account from `mailbot users add`)."""
+    import threading
+
     import uvicorn
 
     from mailbot.services.console_store import open_engine
+    from mailbot.services.search_index import keep_indexing
     from mailbot.web.app import build_app
 
     settings = ctx.find_root().obj.settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(open_engine(settings.database_url, migrate=True))
+    engine = open_engine(settings.database_url, migrate=True)
+    stop = threading.Event()
+    # New mail becomes searchable by its words within a minute; the intake pays nothing for it.
+    threading.Thread(target=keep_indexing, args=(engine, stop), name="search-index", daemon=True).start()
     click.echo(f"staff console on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=False, log_level="warning")
+    try:
+        uvicorn.run(
+            build_app(engine),
+            host=host,
+            port=port,
+            server_header=False,
+            proxy_headers=False,
+            log_level="warning",
+        )
+    finally:
+        stop.set()

@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, literal, or_, tuple_, union_all, update
+from sqlalchemy import (
+    Table,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    table,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -24,6 +36,7 @@ from mailbot.store.tables import (
     CaseOrder,
     Correction,
     MailRecord,
+    MailText,
     OutboxItem,
     StaffSession,
     StaffUser,
@@ -55,11 +68,28 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filters(query: QueueQuery, *, with_status: bool) -> list[Any]:
+def _words_in_mail(words: str, dialect: str) -> Any:
+    """Cases with a mail whose indexed text holds every word (FTS5 on SQLite, tsvector on PostgreSQL)."""
+    if dialect == "sqlite":
+        terms = " ".join('"' + w.replace('"', '""') + '"*' for w in words.split()[:8])
+        fts = table("mail_text_fts", column("rowid"), column("mail_text_fts"))
+        matching = sa_select(fts.c.rowid).where(fts.c.mail_text_fts.op("MATCH")(terms))
+    else:
+        vector = func.to_tsvector(literal_column("'simple'::regconfig"), col(MailText.body))
+        query = func.plainto_tsquery(literal_column("'simple'::regconfig"), words)
+        matching = sa_select(col(MailText.mail_id)).where(vector.op("@@")(query))
+    return col(Case.id).in_(sa_select(col(MailText.case_id)).where(col(MailText.mail_id).in_(matching)))
+
+
+def _filters(query: QueueQuery, *, with_status: bool, dialect: str) -> list[Any]:
     where: list[Any] = []
     if with_status and query.status:
         where.append(col(Case.status) == query.status)
@@ -91,21 +121,14 @@ def _filters(query: QueueQuery, *, with_status: bool) -> list[Any]:
             if _FULL_ADDRESS.match(buyer)
             else col(Case.buyer).like(_escape_like(buyer) + "%", escape="\\")
         )
-    if query.words:
-        for word in query.words.split()[:8]:
-            pattern = "%" + _escape_like(word.lower()) + "%"
-            where.append(
-                or_(
-                    func.lower(col(Case.subject)).like(pattern, escape="\\"),
-                    func.lower(col(Case.buyer_name)).like(pattern, escape="\\"),
-                )
-            )
+    if query.words and query.words.split():
+        where.append(_words_in_mail(query.words, dialect))
     return where
 
 
 def queue(session: Session, query: QueueQuery) -> list[Case]:
     """One page of the queue, newest first; keyset pagination so page 200 costs what page 1 costs."""
-    where = _filters(query, with_status=True)
+    where = _filters(query, with_status=True, dialect=_dialect(session))
     if query.after is not None:
         created, case_id = query.after
         # A row-value comparison, which PostgreSQL answers from the (status, created_at, id) index.
@@ -129,7 +152,7 @@ def status_counts(session: Session, query: QueueQuery, statuses: Sequence[str], 
     An exact count of 40,000 closed cases costs a scan of the table on every queue page; counting
     each status only until it passes `cap` walks the (status, created_at, id) index a little way.
     """
-    filters = _filters(query, with_status=False)
+    filters = _filters(query, with_status=False, dialect=_dialect(session))
     parts = [
         sa_select(literal(status).label("status"), func.count().label("n")).select_from(
             sa_select(col(Case.id)).where(col(Case.status) == status, *filters).limit(cap + 1).subquery()
@@ -308,3 +331,24 @@ def delete_expired_sessions(session: Session, now: datetime) -> None:
 
 def disable_user(session: Session, user_id: int) -> None:
     session.execute(update(StaffUser).where(col(StaffUser.id) == user_id).values(disabled=True))
+
+
+# -- the search index -------------------------------------------------------------------------------
+
+
+def unindexed_mail(session: Session, limit: int) -> list[MailRecord]:
+    """Routed mail whose text is not in the search index yet, oldest first."""
+    return list(
+        session.exec(
+            select(MailRecord)
+            .outerjoin(MailText, col(MailText.mail_id) == col(MailRecord.id))
+            .where(col(MailRecord.case_id).is_not(None), col(MailText.mail_id).is_(None))
+            .order_by(col(MailRecord.id))
+            .limit(limit)
+        )
+    )
+
+
+def add_mail_texts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(_table(MailText)), list(rows))

@@ -223,6 +223,21 @@ class Correction(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class MailText(SQLModel, table=True):
+    """The searchable text of a routed mail (subject, sender name, new text, attachment names).
+
+    Filled by the console's indexer from the ledger, so the intake pays nothing for search. Migration
+    0003 adds the full-text index: an FTS5 table kept in step by a trigger on SQLite, a GIN index on
+    to_tsvector('simple', body) on PostgreSQL.
+    """
+
+    __tablename__ = "mail_text"
+
+    mail_id: int = Field(foreign_key="mail.id", primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
 # The queue is read newest first, filtered by status or assignee: keyset pagination walks these.
 Index("ix_case_status_created", Case.__table__.c.status, Case.__table__.c.created_at, Case.__table__.c.id)  # type: ignore[attr-defined]
 Index("ix_case_assignee", Case.__table__.c.assignee)  # type: ignore[attr-defined]

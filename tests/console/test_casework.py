@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailbot.cli import main
-from mailbot.services import casework, casework_view
+from mailbot.services import casework, casework_view, search_index
 from mailbot.services.corrections import ExportError, export_corrections
 
 from .installation import Installation
@@ -268,3 +268,27 @@ def test_status_counts_stop_past_the_cap(installation: Installation, monkeypatch
     counts = dict(casework_view.queue_page(installation.engine, casework_view.QueueFilters()).counts)
     assert counts["open"] == 2  # COUNT_CAP + 1: shown as "1+"
     assert counts["closed"] == 0
+
+
+def test_words_of_the_mail_find_its_case_once_indexed(installation: Installation) -> None:
+    ref = opened(installation)
+    opened(installation, "console-xss.eml")
+    words = casework_view.QueueFilters(search="supplier SHIPPED")
+    assert casework_view.queue_page(installation.engine, words).cases == ()  # not indexed yet
+    assert search_index.index_all(installation.engine) == 2
+    page = casework_view.queue_page(installation.engine, words)
+    assert page.searched_as == "words"
+    assert [c.ref for c in page.cases] == [ref]
+    by_attachment = casework_view.QueueFilters(search="cartons.png")
+    assert [c.ref for c in casework_view.queue_page(installation.engine, by_attachment).cases] == [ref]
+    assert search_index.index_pending(installation.engine) == 0
+
+
+@pytest.mark.parametrize("words", ['"unbalanced', "OR AND NOT", "a* NEAR(b)", "x:y -z", "(((", "';--"])
+def test_search_syntax_typed_by_staff_is_searched_as_plain_words(
+    installation: Installation, words: str
+) -> None:
+    opened(installation)
+    search_index.index_all(installation.engine)
+    page = casework_view.queue_page(installation.engine, casework_view.QueueFilters(search=words))
+    assert page.cases == ()

@@ -69,6 +69,32 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_correction_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_correction_mail_id'), ['mail_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_correction_created_at'), ['created_at'], unique=False)
+    op.create_table('mail_text',
+    sa.Column('mail_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
+    sa.ForeignKeyConstraint(['mail_id'], ['mail.id'], ),
+    sa.PrimaryKeyConstraint('mail_id'),
+    )
+    with op.batch_alter_table('mail_text', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mail_text_case_id'), ['case_id'], unique=False)
+    # Full-text search over mail_text: not in the SQLModel metadata (autogenerate does not see it).
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute(
+            "CREATE VIRTUAL TABLE mail_text_fts USING fts5("
+            "body, content='mail_text', content_rowid='mail_id', tokenize='unicode61 remove_diacritics 2')"
+        )
+        op.execute(
+            "CREATE TRIGGER mail_text_fts_insert AFTER INSERT ON mail_text BEGIN "
+            "INSERT INTO mail_text_fts(rowid, body) VALUES (new.mail_id, new.body); END"
+        )
+        op.execute(
+            "CREATE TRIGGER mail_text_fts_delete AFTER DELETE ON mail_text BEGIN "
+            "INSERT INTO mail_text_fts(mail_text_fts, rowid, body) VALUES ('delete', old.mail_id, old.body); END"
+        )
+    else:
+        op.execute("CREATE INDEX ix_mail_text_fts ON mail_text USING gin (to_tsvector('simple', body))")
     # The queue is read newest first, filtered by status: keyset pagination walks this index.
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resolved_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
@@ -81,6 +107,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_case_assignee')
         batch_op.drop_index('ix_case_status_created')
         batch_op.drop_column('resolved_at')
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute("DROP TRIGGER IF EXISTS mail_text_fts_delete")
+        op.execute("DROP TRIGGER IF EXISTS mail_text_fts_insert")
+        op.execute("DROP TABLE IF EXISTS mail_text_fts")
+    op.drop_table('mail_text')
     op.drop_table('correction')
     op.drop_table('case_note')
     op.drop_table('staff_session')
