@@ -30,7 +30,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from mailbot.services import accounts  # noqa: E402
 from mailbot.store.db import make_engine, upgrade  # noqa: E402
-from mailbot.store.tables import Case, CaseEvent, CaseMessage, CaseOrder, MailRecord  # noqa: E402
+from mailbot.store.tables import Case, CaseEvent, CaseMessage, CaseOrder, MailRecord, MailText  # noqa: E402
 from mailbot.web.app import build_app  # noqa: E402
 
 ADMIN = os.environ.get("MAILBOT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -40,7 +40,8 @@ MAIL = (
     "From: Buyer {n} <buyer{b}@example.com>\r\nTo: ta-pm@support.example.test\r\n"
     "Subject: {subject}\r\nMessage-ID: <m{n}@example.com>\r\nDate: Mon, 30 Nov 2026 10:00:00 +0000\r\n"
     "Content-Type: text/plain; charset=utf-8\r\n\r\nHello,\r\n\r\n"
-    "please cancel the service for our order {order}.\r\nThe goods have shipped.\r\n\r\nThanks\r\n\r\n"
+    "please cancel the service for our order {order} of {product}.\r\n"
+    "The goods have shipped.\r\n\r\nThanks\r\n\r\n"
     "On Fri, 27 Nov 2026, TA <ta-pm@support.example.test> wrote:\r\n"
     "> We received your request about order {order}.\r\n"
 )
@@ -56,7 +57,7 @@ def fill(url: str, n_cases: int, per_case: int) -> list[tuple[str, str]]:
     mail_id = 0
     with engine.begin() as conn:
         for first in range(0, n_cases, batch):
-            cases, orders, mails, messages, events = [], [], [], [], []
+            cases, orders, mails, messages, events, texts = [], [], [], [], [], []
             for i in range(first, min(first + batch, n_cases)):
                 ref = f"B{i:05d}"[:6] if i < 100000 else f"C{i % 100000:05d}"
                 order = f"{3900000000000000 + i * 7919}"
@@ -87,7 +88,18 @@ def fill(url: str, n_cases: int, per_case: int) -> list[tuple[str, str]]:
                 refs.append((ref, order))
                 for k in range(per_case):
                     mail_id += 1
-                    raw = MAIL.format(n=mail_id, b=i % 40000, subject=subject, order=order).encode()
+                    product = f"widget{i % 997}"
+                    raw = MAIL.format(
+                        n=mail_id, b=i % 40000, subject=subject, order=order, product=product
+                    ).encode()
+                    texts.append(
+                        {
+                            "mail_id": mail_id,
+                            "case_id": i + 1,
+                            "body": f"{subject}\nBuyer {i}\nplease cancel the service for our order {order} "
+                            f"of {product}. The goods have shipped.",
+                        }
+                    )
                     mails.append(
                         {
                             "id": mail_id,
@@ -140,6 +152,7 @@ def fill(url: str, n_cases: int, per_case: int) -> list[tuple[str, str]]:
             conn.execute(insert(MailRecord.__table__), mails)  # type: ignore[attr-defined]
             conn.execute(insert(CaseMessage.__table__), messages)  # type: ignore[attr-defined]
             conn.execute(insert(CaseEvent.__table__), events)  # type: ignore[attr-defined]
+            conn.execute(insert(MailText.__table__), texts)  # type: ignore[attr-defined]
         conn.execute(text("SELECT setval('case_id_seq', (SELECT max(id) FROM \"case\"))"))
         conn.execute(text("SELECT setval('mail_id_seq', (SELECT max(id) FROM mail))"))
     with engine.connect() as conn:
@@ -222,6 +235,10 @@ def main() -> None:
             for _ref, order in sample:
                 times.extend(timed(client, f"/cases?q={order}", 1, warm=False))
             results["search by order number"] = times
+            times = []
+            for k in range(args.runs):
+                times.extend(timed(client, f"/cases?q=widget{k * 17 % 997}+shipped", 1, warm=False))
+            results["search by words in the mail"] = times
             times = []
             for ref, _order in sample:
                 times.extend(timed(client, f"/cases/{ref}", 1, warm=False))

@@ -51,13 +51,16 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        # Pages hold case data and are never cached; the static files (htmx, CSS) may be, for an hour.
+        cache = b"public, max-age=3600" if str(scope.get("path", "")).startswith("/static/") else b"no-store"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers.extend((name, value) for name, value in _HEADERS if name not in present)
                 if b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
+                    headers.append((b"cache-control", cache))
                 message["headers"] = headers
             await send(message)
 

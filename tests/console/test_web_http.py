@@ -233,3 +233,8 @@ def test_mail_text_is_escaped_in_the_page(client: TestClient, installation: Inst
         assert "<script>alert" not in page
         assert "<img src=x" not in page
         assert "&lt;script&gt;alert(" in page
+
+
+def test_pages_are_never_cached_but_static_files_may_be(client: TestClient) -> None:
+    assert client.get("/login").headers["cache-control"] == "no-store"
+    assert "max-age" in client.get("/static/htmx.min.js").headers["cache-control"]
