@@ -67,9 +67,11 @@ def test_a_staff_member_works_a_case_from_search_to_resolved(
     assert body.startswith("Hello,") and "please cancel the production monitoring" in body
     assert not page.locator("details.quoted").first.evaluate("d => d.open")  # history folded
 
-    preview = page.locator("img.preview").first
-    preview.wait_for()
-    assert preview.evaluate("img => img.complete && img.naturalWidth") == 48
+    page.wait_for_function(  # the photo has loaded (or failed: then naturalWidth stays 0 and this times out)
+        "() => { const i = document.querySelector('img.preview');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    assert page.locator("img.preview").first.evaluate("img => img.naturalWidth") == 48
     with page.expect_download() as download:
         page.click("text=cartons.png")
     assert download.value.suggested_filename == "cartons.png"
@@ -132,3 +134,17 @@ def test_a_page_asked_for_before_login_opens_after_it(
     sqlite_installation.user("ana@support.example")
     sign_in(page, console, "ana@support.example", "/cases?status=waiting")
     assert page.url == f"{console}/cases?status=waiting"
+
+
+def test_a_refused_action_is_shown_not_swallowed(
+    page: Any, console: str, sqlite_installation: Installation
+) -> None:
+    sqlite_installation.deliver_file("pm", "console-photo.eml")
+    ref = sqlite_installation.poll()[0]
+    sqlite_installation.user("ana@support.example")
+    sign_in(page, console, "ana@support.example", f"/cases/{ref}")
+    page.wait_for_selector("article.msg.in")
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'stale')")
+    page.evaluate("document.body.removeAttribute('hx-headers')")
+    page.click("button:has-text('resolved')")
+    page.wait_for_selector("text=The form expired; reload the page.")
