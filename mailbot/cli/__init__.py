@@ -353,3 +353,6 @@ def _register_optional() -> None:
 
 
 _register_optional()
+from mailbot.cli.casework_cmd import attach as _attach_console  # noqa: E402  (the staff console, issue 8)
+
+_attach_console(main, cases)

@@ -68,6 +68,8 @@ class Case(SQLModel, table=True):
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
+    # staff console (migration 0003): when the case was last resolved, so it can close itself later
+    resolved_at: datetime | None = Field(default=None)
 
 
 class CaseOrder(SQLModel, table=True):
@@ -163,3 +165,79 @@ class Suppression(SQLModel, table=True):
     address: str = Field(primary_key=True, max_length=320)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- the staff console (issue 8): accounts, sessions, notes, corrections ------------------------------
+# Kept together at the end so the console's schema reads as one block; migration 0003 creates it.
+
+
+class StaffUser(SQLModel, table=True):
+    """A person who works cases in the console; the password is kept only as an argon2 hash."""
+
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    role: str = Field(max_length=16)  # staff | supervisor | admin
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser; only the SHA-256 of the cookie's token is kept, so a leaked table is no login."""
+
+    __tablename__ = "staff_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
+class CaseNote(SQLModel, table=True):
+    """An internal note on a case: seen by staff, never sent to the buyer."""
+
+    __tablename__ = "case_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    author: str = Field(max_length=320)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Correction(SQLModel, table=True):
+    """Staff overruled mailbot's category or intent: a labelled example for `mailbot eval`."""
+
+    __tablename__ = "correction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    mail_id: int | None = Field(default=None, foreign_key="mail.id", index=True)
+    field: str = Field(max_length=16)  # category | intent
+    mailbot_said: str = Field(max_length=64)
+    staff_said: str = Field(max_length=64)
+    author: str = Field(max_length=320)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MailText(SQLModel, table=True):
+    """The searchable text of a routed mail (subject, sender name, new text, attachment names).
+
+    Filled by the console's indexer from the ledger, so the intake pays nothing for search. Migration
+    0003 adds the full-text index: an FTS5 table kept in step by a trigger on SQLite, a GIN index on
+    to_tsvector('simple', body) on PostgreSQL.
+    """
+
+    __tablename__ = "mail_text"
+
+    mail_id: int = Field(foreign_key="mail.id", primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# The queue is read newest first, filtered by status or assignee: keyset pagination walks these.
+Index("ix_case_status_created", Case.__table__.c.status, Case.__table__.c.created_at, Case.__table__.c.id)  # type: ignore[attr-defined]
+Index("ix_case_assignee", Case.__table__.c.assignee)  # type: ignore[attr-defined]

@@ -47,7 +47,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(engine, database_url: str
         "suppression",
         "alembic_version",
     } <= names
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0003"
 
 
 def test_ledger_key_is_unique_per_mailbox_uidvalidity_uid(engine) -> None:  # type: ignore[no-untyped-def]

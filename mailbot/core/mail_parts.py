@@ -1,0 +1,85 @@
+"""The attachments of a stored mail, with their bytes, for staff to download or preview.
+
+`parse()` keeps only the name, type and size of each attachment (reading needs no more); the console
+needs the bytes of one of them, so this walks the same leaves in the same order and numbers them.
+Pure: bytes in, bytes out; never raises on a broken message.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+from dataclasses import dataclass
+
+from mailbot.core.parse import decode_words
+
+MAX_PARTS = 200
+IMAGE_PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class AttachmentPart:
+    """One attachment: its position among the mail's attachments, what it claims to be, its bytes."""
+
+    index: int
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def previewable(self) -> bool:
+        """An image the browser can show; SVG is left out because it can carry script."""
+        return self.content_type in IMAGE_PREVIEW_TYPES
+
+
+def _filename(part: email.message.Message, index: int) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # broken RFC 2231 continuations
+        name = None
+    cleaned = decode_words(str(name)).strip() if name else ""
+    cleaned = "".join(ch for ch in cleaned if ch.isprintable() and ch not in "/\\")
+    return cleaned[:200] or f"attachment-{index + 1}"
+
+
+def attachment_parts(raw: bytes) -> tuple[AttachmentPart, ...]:
+    """Every leaf part that is not the body text: files, inline images, unknown types."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except Exception:
+        return ()
+    found: list[AttachmentPart] = []
+    for count, part in enumerate(message.walk()):
+        if count > MAX_PARTS:
+            break
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        if ctype.startswith("message/") or ctype.endswith("rfc822-headers"):
+            continue
+        disposition = (part.get_content_disposition() or "").lower()
+        try:
+            has_name = part.get_filename() is not None
+        except Exception:
+            has_name = False
+        if ctype in {"text/plain", "text/html"} and disposition != "attachment" and not has_name:
+            continue
+        try:
+            data = part.get_payload(decode=True)
+        except Exception:
+            data = b""
+        index = len(found)
+        found.append(
+            AttachmentPart(
+                index=index,
+                filename=_filename(part, index),
+                content_type=ctype,
+                data=data if isinstance(data, bytes) else b"",
+            )
+        )
+    return tuple(found)

@@ -1,0 +1,69 @@
+"""The console served by uvicorn on a free loopback port, and Debian's chromium driven by Playwright.
+
+No browser is ever downloaded: Playwright launches /usr/bin/chromium. Without it the browser tests
+are skipped on a laptop and fail in CI (CI=true), like the tests that need Dovecot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import uvicorn
+from sqlalchemy.engine import Engine
+
+from mailbot.web.app import build_app
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("MAILBOT_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        message = "chromium is not installed (apt-get install -y chromium); the browser tests need it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@contextmanager
+def serve(engine: Engine) -> Iterator[str]:
+    """Run the console in a thread on a free loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(build_app(engine), log_level="warning", server_header=False)
+    server = uvicorn.Server(config)
+    started = threading.Event()
+
+    original_startup = server.startup
+
+    async def startup(sockets: list[socket.socket] | None = None) -> None:
+        await original_startup(sockets)
+        started.set()
+
+    server.startup = startup  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("the console did not start within 30 s")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
