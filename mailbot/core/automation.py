@@ -118,6 +118,9 @@ class _Facts:
         return self.null_path or (bool(self.auto_submitted) and not self.auto_submitted.startswith("no"))
 
 
+#: The rule name of every step of the chain in a decision's trace starts with this.
+TRACE_PREFIX = "automation: "
+
 _Check = Callable[[_Facts], AutomationVerdict | None]
 # A miss says what the check looked for, so a trace of misses still reads as an explanation.
 _CHAIN: list[tuple[str, str, _Check]] = []
@@ -138,9 +141,9 @@ def detect_automation(mail: InboundMail, identity: Identity, config: AutomationC
     for name, looks_for, function in _CHAIN:
         verdict = function(facts)
         if verdict is None:
-            trace.append(TraceStep(f"automation: {name}", False, f"no {looks_for}"))
+            trace.append(TraceStep(TRACE_PREFIX + name, False, f"no {looks_for}"))
             continue
-        trace.append(TraceStep(f"automation: {name}", True, f"{verdict.kind.value}: {verdict.reason}"))
+        trace.append(TraceStep(TRACE_PREFIX + name, True, f"{verdict.kind.value}: {verdict.reason}"))
         return AutomationVerdict(verdict.kind, verdict.reason, verdict.report, tuple(trace))
     return AutomationVerdict(AutomationKind.HUMAN, "no sign of automation", None, tuple(trace))
 

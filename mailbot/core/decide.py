@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from mailbot.core.conversation import choose_thread
-from mailbot.core.replies import ReplyLimits, reply_blocker
+from mailbot.core.replies import ReplyLimits, reply_blocker, reply_recipient
 from mailbot.core.rules.engine import RuleFacts, evaluate
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import (
+    AutomationKind,
     Decision,
     Identity,
     Outcome,
     Reading,
     SenderHistory,
     ThreadCandidates,
+    ThreadMatch,
     TraceStep,
 )
 
@@ -38,9 +40,11 @@ def decide(
     thread = choose_thread(
         reading.thread_keys, candidates or ThreadCandidates(), mail.from_addr, reading.orders.numbers
     )
+    thread = _bounce_thread(reading, candidates or ThreadCandidates(), thread)
     routed = evaluate(ruleset, RuleFacts(reading=reading, mailbox=mailbox, thread=thread))
     actions = routed.actions
-    trace = list(routed.trace)
+    # The automation chain first (its checks are named "automation: …"), then the rules.
+    trace = [*reading.automation.trace, *routed.trace]
 
     if actions.quarantine_reason:
         outcome, reason = Outcome.QUARANTINED, actions.quarantine_reason
@@ -53,13 +57,21 @@ def decide(
         reason = f"category {actions.category}" + (f" on case {thread.case_ref}" if thread.case_ref else "")
 
     template = actions.template if outcome is Outcome.ROUTED else None
+    block = None
     if template is not None:
-        blocker = reply_blocker(
+        block = reply_blocker(
             mail, history or SenderHistory(), limits or ReplyLimits(), identity, reading.automation.is_machine
         )
-        if blocker is not None:
-            trace.append(TraceStep(rule="reply guard", hit=True, why=f"no reply: {blocker}"))
+        if block is not None:
+            trace.append(TraceStep(rule="reply guard", hit=True, why=f"no reply: {block.why}"))
             template = None
+        else:
+            recipient = reply_recipient(mail, identity)
+            trace.append(
+                TraceStep(
+                    rule="reply guard", hit=False, why=f"reply to {recipient.address} ({recipient.why})"
+                )
+            )
     return Decision(
         outcome=outcome,
         reason=reason,
@@ -73,7 +85,23 @@ def decide(
         trace=tuple(trace),
         ruleset_version=ruleset.version,
         notes=reading.intent.reasons,
+        reply_block=block,
     )
+
+
+def _bounce_thread(reading: Reading, candidates: ThreadCandidates, thread: ThreadMatch) -> ThreadMatch:
+    """A bounce that names a case reference (in the returned subject) lands on that case.
+
+    Threading by reference needs the case's own buyer as sender, and a bounce comes from a mail
+    system; but a bounce is never answered, so attaching it cannot aim anything at anyone. It only
+    tells staff that the buyer did not get our reply.
+    """
+    if thread.case_ref is not None or reading.automation.kind is not AutomationKind.BOUNCE:
+        return thread
+    if not candidates.by_ref:
+        return thread
+    case = candidates.by_ref[0]
+    return ThreadMatch(case.ref, "bounce", f"a bounce naming case reference {case.ref}")
 
 
 def decision_summary(decision: Decision) -> dict[str, Any]:
@@ -92,6 +120,11 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "assignee": decision.actions.assignee,
         "tags": list(decision.actions.tags),
         "automation": {"kind": decision.automation.kind.value, "reason": decision.automation.reason},
+        "reply_block": (
+            {"guard": decision.reply_block.guard, "why": decision.reply_block.why}
+            if decision.reply_block
+            else None
+        ),
         "thread": {
             "case": decision.thread.case_ref,
             "how": decision.thread.how,
