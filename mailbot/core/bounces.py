@@ -33,8 +33,12 @@ MAIL_SYSTEM_LOCAL = re.compile(
 STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 #: A failure reply code of an SMTP server: 4xx or 5xx, followed by a space, a dash or a status code.
 SMTP_CODE = re.compile(r"(?<![\d.])([45])\d\d(?=[\s-])")
-#: An SMTP reply as servers write it into bounces: "550 5.1.1 …", "550-5.7.1 …", "554 Message rejected".
-_SMTP_REPLY = re.compile(r"(?<![\w.])[45]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\b|[A-Za-z<#])")
+#: An SMTP reply as servers write it into bounces: "550 5.1.1 …", "550-5.7.1 …", or a failure code
+#: after the words that introduce one ("said: 554 …", "smtp; 550 …"). A bare "500 units" is not one.
+_SMTP_REPLY = re.compile(
+    r"(?<![\w.])[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b"
+    r"|(?i:said|answered|replied|responded|error|smtp;?|reply)\W{0,3}[45]\d\d(?=[\s-])"
+)
 _ADDRESS = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _NDR_RECIPIENT = re.compile(
     rf"(?im)^\s*<?({_ADDRESS})>?\s*(?::|\.\.\.|$)"
@@ -69,9 +73,8 @@ def return_path_addresses(mail: InboundMail) -> tuple[str, ...]:
 
 def has_failure_codes(text: str) -> bool:
     """Text that reads like a delivery failure: an SMTP reply ("550 5.1.1 …") or an enhanced status."""
-    return _SMTP_REPLY.search(text) is not None or (
-        STATUS.search(text) is not None and SMTP_CODE.search(text) is not None
-    )
+    status = re.search(r"\b[45]\.\d{1,3}\.\d{1,3}\b", text)
+    return _SMTP_REPLY.search(text) is not None or (status is not None and SMTP_CODE.search(text) is not None)
 
 
 # -- structured reports (RFC 3464 message/delivery-status) -------------------------------------------
@@ -178,6 +181,7 @@ def returned_message_ids(mail: InboundMail, report: DeliveryReport | None = None
     for candidate in (report, mail.report):
         if candidate is not None and candidate.original_message_id:
             ids.append(candidate.original_message_id)
+    ids.extend(mail.returned_message_ids)
     ids.extend(_RETURNED_MSGID.findall(mail.text + "\n" + mail.forwarded_text))
     return tuple(dict.fromkeys(i.strip("<>") for i in ids if i))
 

@@ -81,6 +81,7 @@ def thread_keys(mail: InboundMail, identity: Identity) -> ThreadKeys:
     our reply finds its case. Only our recipients ever saw those IDs, so they cannot be guessed.
     """
     returned = [mail.report.original_message_id] if mail.report and mail.report.original_message_id else []
+    returned.extend(mail.returned_message_ids)
     returned.extend(_RETURNED_MSGID.findall(mail.text + "\n" + mail.forwarded_text))
     ours = tuple(
         dict.fromkeys(

@@ -398,6 +398,9 @@ def _walk(
         elif isinstance(payload, str):
             body.report_blocks.extend(blocks_from_text(payload))
         return
+    if ctype == "message/feedback-report":  # an ARF abuse report: the automation chain looks for it
+        body.attachments.append(Attachment(filename=None, content_type=ctype, size=0))
+        return
     if ctype in {"text/rfc822-headers", "message/rfc822-headers"}:
         text = _part_text(part, defects)
         headers = HeaderParser().parsestr(text)
@@ -609,6 +612,7 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
         forwarded_text=forwarded,
         attachments=tuple(body.attachments),
         report=report,
+        returned_message_ids=tuple(dict.fromkeys(body.returned_ids))[:20],
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
     )
 

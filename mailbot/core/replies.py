@@ -129,8 +129,6 @@ def reply_recipient(mail: InboundMail, identity: Identity) -> Recipient:
     ignored = _single(mail, "Reply-To") or (
         f"invalid: {address_problem(reply_to)}" if address_problem(reply_to) else None
     )
-    if ignored is None and reply_to in {a.lower() for a in identity.addresses}:
-        ignored = "it is one of our own addresses"
     if ignored is None and not _related(_domain(reply_to), _domain(sender)):
         ignored = f"its domain {_domain(reply_to)} is not the sender's domain {_domain(sender)}"
     if ignored is not None:

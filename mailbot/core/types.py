@@ -101,6 +101,8 @@ class InboundMail:
     attachments: tuple[Attachment, ...] = ()
     report: DeliveryReport | None = None
     defects: tuple[str, ...] = ()
+    # Message-IDs of a returned message inside a report (its rfc822 part or its returned headers).
+    returned_message_ids: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitively; None when absent."""
