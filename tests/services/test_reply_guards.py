@@ -119,7 +119,15 @@ def careless(tmp_path: Path, engine: Engine, careless_rules: Path) -> Mailbox:
 # -- the rate limit counts the address the reply goes to ---------------------------------------------
 
 
-def test_the_rate_limit_stops_the_second_reply_to_the_same_buyer(shipped: Mailbox) -> None:
+@pytest.mark.parametrize(
+    "limits",
+    [ReplyLimits(per_hour=1, per_day=100), ReplyLimits(per_hour=100, per_day=1)],
+    ids=["hour", "day"],
+)
+def test_the_rate_limit_stops_the_second_reply_to_the_same_buyer(
+    shipped: Mailbox, limits: ReplyLimits
+) -> None:
+    shipped.intake.limits = limits
     shipped.deliver(request(1, "Maria <maria@andes.example>"), request(2, "Maria <maria@andes.example>"))
     shipped.poll()
     assert shipped.replies_to() == ["maria@andes.example"]
