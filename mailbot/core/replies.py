@@ -101,7 +101,8 @@ def _single(mail: InboundMail, header: str) -> str | None:
         return f"{header} appears {len(values)} times"
     if not values:
         return None
-    found = [addr for _, addr in getaddresses([values[0]]) if addr]
+    # Only parts with an "@" count: a decoded display name may hold a comma ("López, María").
+    found = [addr for _, addr in getaddresses([values[0]]) if "@" in addr]
     if len(found) > 1:
         return f"{header} {values[0][:80]!r} holds {len(found)} addresses"
     return None
