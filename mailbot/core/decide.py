@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailbot.core.automation import TRACE_PREFIX
 from mailbot.core.conversation import choose_thread
 from mailbot.core.replies import ReplyLimits, reply_blocker, reply_recipient
 from mailbot.core.rules.engine import RuleFacts, evaluate
@@ -104,6 +105,27 @@ def _bounce_thread(reading: Reading, candidates: ThreadCandidates, thread: Threa
     return ThreadMatch(case.ref, "bounce", f"a bounce naming case reference {case.ref}")
 
 
+def _stored_trace(trace: tuple[TraceStep, ...]) -> list[dict[str, Any]]:
+    """The trace as stored: the automation chain's misses folded into one step naming them all.
+
+    Every mail misses most of the twenty checks; one line per miss would double the size of every
+    stored decision for nothing staff need spelled out (`rules explain` shows them in full).
+    """
+    stored: list[dict[str, Any]] = []
+    misses: list[str] = []
+    for step in trace:
+        if step.rule.startswith(TRACE_PREFIX) and not step.hit:
+            misses.append(step.rule.removeprefix(TRACE_PREFIX))
+            continue
+        if misses:
+            stored.append(
+                {"rule": TRACE_PREFIX + "no sign", "hit": False, "why": "checked: " + ", ".join(misses)}
+            )
+            misses = []
+        stored.append({"rule": step.rule, "hit": step.hit, "why": step.why})
+    return stored
+
+
 def decision_summary(decision: Decision) -> dict[str, Any]:
     """The decision as plain JSON data: stored with the mail, shown to staff, compared in replays."""
     return {
@@ -137,6 +159,6 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "rejected_numbers": [
             {"text": r.text, "source": r.source, "reason": r.reason} for r in decision.orders.rejected
         ],
-        "trace": [{"rule": s.rule, "hit": s.hit, "why": s.why} for s in decision.trace],
+        "trace": _stored_trace(decision.trace),
         "ruleset_version": decision.ruleset_version,
     }
