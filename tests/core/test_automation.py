@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from mailbot.adapters.lexicons import load_reading_config
+from mailbot.adapters.rulefiles import routing_version
 from mailbot.core.automation import check_names, detect_automation
+from mailbot.core.errors import RuleFileError
 from mailbot.core.parse import parse
 from mailbot.core.types import AutomationKind, Identity, InboundMail
 
@@ -282,3 +285,27 @@ def test_a_human_mail_shows_every_check_as_a_miss() -> None:
     assert [step.rule.removeprefix("automation: ") for step in verdict.trace] == list(check_names())
     assert not any(step.hit for step in verdict.trace)
     assert all(step.why.startswith("no ") for step in verdict.trace)
+
+
+def test_a_mistake_in_the_loop_notice_words_names_file_line_and_key(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", rules)
+    lexicon = rules / "lexicons" / "de.toml"
+    lexicon.write_text(
+        lexicon.read_text().replace('loop_subjects = ["mailschleife"', 'loop_subjects = [7, "mailschleife"')
+    )
+    line = next(
+        n for n, text in enumerate(lexicon.read_text().splitlines(), 1) if text.startswith("loop_subjects")
+    )
+    with pytest.raises(RuleFileError) as caught:
+        load_reading_config(rules)
+    assert str(caught.value).startswith(f"{lexicon}:{line}: automation.loop_subjects:")
+
+
+def test_the_loop_notice_words_are_part_of_the_rule_set_version(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", rules)
+    before = routing_version(rules)
+    lexicon = rules / "lexicons" / "en.toml"
+    lexicon.write_text(lexicon.read_text().replace('"loop alert",', '"loop alert", "loop notice",'))
+    assert routing_version(rules) != before
