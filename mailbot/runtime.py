@@ -167,6 +167,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         limits=ReplyLimits(
             per_hour=settings.limits.replies_per_sender_per_hour,
             per_day=settings.limits.replies_per_sender_per_day,
+            total_per_hour=settings.limits.replies_total_per_hour,
         ),
         max_message_bytes=settings.limits.max_message_bytes,
         from_name=settings.identity.from_name,

@@ -122,6 +122,7 @@ class LimitsSettings(_Model):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     replies_per_sender_per_hour: Annotated[int, Field(ge=0)] = 5
     replies_per_sender_per_day: Annotated[int, Field(ge=0)] = 20
+    replies_total_per_hour: Annotated[int, Field(ge=0)] = 5000
 
 
 class IdentitySettings(_Model):

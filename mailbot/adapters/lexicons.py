@@ -189,6 +189,7 @@ class _Collected:
         self.ooo_subjects: list[tuple[str, str]] = []
         self.ooo_phrases: list[tuple[str, str]] = []
         self.bounce_subjects: list[tuple[str, str]] = []
+        self.loop_subjects: list[tuple[str, str]] = []
         self.intents: list[Phrase] = []
         self.service: list[Phrase] = []
         self.profiles: list[LanguageProfile] = []
@@ -228,12 +229,13 @@ def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> N
         source,
         "automation",
         data.get("automation"),
-        {"out_of_office_subjects", "out_of_office_phrases", "bounce_subjects"},
+        {"out_of_office_subjects", "out_of_office_phrases", "bounce_subjects", "loop_subjects"},
     )
     for name, target in (
         ("out_of_office_subjects", out.ooo_subjects),
         ("out_of_office_phrases", out.ooo_phrases),
         ("bounce_subjects", out.bounce_subjects),
+        ("loop_subjects", out.loop_subjects),
     ):
         target.extend((language, w) for w in _strings(source, f"automation.{name}", automation.get(name)))
 
@@ -277,6 +279,7 @@ def load_reading_config(rules_dir: Path) -> ReadingConfig:
         out_of_office_subjects=tuple(out.ooo_subjects),
         out_of_office_phrases=tuple(out.ooo_phrases),
         bounce_subjects=tuple(out.bounce_subjects),
+        loop_subjects=tuple(out.loop_subjects),
     )
     return ReadingConfig(
         orders=orders,

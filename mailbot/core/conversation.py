@@ -70,15 +70,32 @@ def make_message_id(identity: Identity, seed: str) -> str:
     return f"mailbot.{digest}@{identity.message_id_domain}"
 
 
+_RETURNED_MSGID = re.compile(r"(?im)^\s*message-id:\s*<([^<>\s]+)>")
+
+
 def thread_keys(mail: InboundMail, identity: Identity) -> ThreadKeys:
+    """Our Message-IDs and case references in a message, strongest first.
+
+    Besides In-Reply-To/References, our Message-ID counts where a bounce carries the returned
+    message (its report, or a `Message-ID:` line of the returned headers): that is how a bounce of
+    our reply finds its case. Only our recipients ever saw those IDs, so they cannot be guessed.
+    """
+    returned = [mail.report.original_message_id] if mail.report and mail.report.original_message_id else []
+    returned.extend(mail.returned_message_ids)
+    returned.extend(_RETURNED_MSGID.findall(mail.text + "\n" + mail.forwarded_text))
     ours = tuple(
         dict.fromkeys(
-            mid for mid in (*mail.in_reply_to, *reversed(mail.references)) if is_our_message_id(mid, identity)
+            mid
+            for mid in (*mail.in_reply_to, *reversed(mail.references), *returned)
+            if is_our_message_id(mid, identity)
         )
     )
     refs = find_case_refs(mail.subject, identity)
     body_refs = find_case_refs(mail.new_text + "\n" + mail.quoted_text, identity)
-    return ThreadKeys(our_message_ids=ours, case_refs=tuple(dict.fromkeys((*refs, *body_refs))))
+    forwarded_refs = find_case_refs(mail.forwarded_text, identity) if mail.forwarded_text else ()
+    return ThreadKeys(
+        our_message_ids=ours, case_refs=tuple(dict.fromkeys((*refs, *body_refs, *forwarded_refs)))
+    )
 
 
 def _same_buyer(case: CaseFacts, sender: str | None) -> bool:

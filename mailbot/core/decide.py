@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailbot.core.automation import TRACE_PREFIX
 from mailbot.core.conversation import choose_thread
-from mailbot.core.replies import ReplyLimits, reply_blocker
+from mailbot.core.replies import ReplyLimits, reply_blocker, reply_recipient
 from mailbot.core.rules.engine import RuleFacts, evaluate
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import (
+    AutomationKind,
     Decision,
     Identity,
     Outcome,
     Reading,
     SenderHistory,
     ThreadCandidates,
+    ThreadMatch,
     TraceStep,
 )
 
@@ -38,9 +41,11 @@ def decide(
     thread = choose_thread(
         reading.thread_keys, candidates or ThreadCandidates(), mail.from_addr, reading.orders.numbers
     )
+    thread = _bounce_thread(reading, candidates or ThreadCandidates(), thread)
     routed = evaluate(ruleset, RuleFacts(reading=reading, mailbox=mailbox, thread=thread))
     actions = routed.actions
-    trace = list(routed.trace)
+    # The automation chain first (its checks are named "automation: …"), then the rules.
+    trace = [*reading.automation.trace, *routed.trace]
 
     if actions.quarantine_reason:
         outcome, reason = Outcome.QUARANTINED, actions.quarantine_reason
@@ -53,13 +58,21 @@ def decide(
         reason = f"category {actions.category}" + (f" on case {thread.case_ref}" if thread.case_ref else "")
 
     template = actions.template if outcome is Outcome.ROUTED else None
+    block = None
     if template is not None:
-        blocker = reply_blocker(
+        block = reply_blocker(
             mail, history or SenderHistory(), limits or ReplyLimits(), identity, reading.automation.is_machine
         )
-        if blocker is not None:
-            trace.append(TraceStep(rule="reply guard", hit=True, why=f"no reply: {blocker}"))
+        if block is not None:
+            trace.append(TraceStep(rule="reply guard", hit=True, why=f"no reply: {block.why}"))
             template = None
+        else:
+            recipient = reply_recipient(mail, identity)
+            trace.append(
+                TraceStep(
+                    rule="reply guard", hit=False, why=f"reply to {recipient.address} ({recipient.why})"
+                )
+            )
     return Decision(
         outcome=outcome,
         reason=reason,
@@ -73,7 +86,44 @@ def decide(
         trace=tuple(trace),
         ruleset_version=ruleset.version,
         notes=reading.intent.reasons,
+        reply_block=block,
     )
+
+
+def _bounce_thread(reading: Reading, candidates: ThreadCandidates, thread: ThreadMatch) -> ThreadMatch:
+    """A bounce that names a case reference (in the returned subject) lands on that case.
+
+    Threading by reference needs the case's own buyer as sender, and a bounce comes from a mail
+    system; but a bounce is never answered, so attaching it cannot aim anything at anyone. It only
+    tells staff that the buyer did not get our reply.
+    """
+    if thread.case_ref is not None or reading.automation.kind is not AutomationKind.BOUNCE:
+        return thread
+    if not candidates.by_ref:
+        return thread
+    case = candidates.by_ref[0]
+    return ThreadMatch(case.ref, "bounce", f"a bounce naming case reference {case.ref}")
+
+
+def _stored_trace(trace: tuple[TraceStep, ...]) -> list[dict[str, Any]]:
+    """The trace as stored: the automation chain's misses folded into one step naming them all.
+
+    Every mail misses most of the twenty checks; one line per miss would double the size of every
+    stored decision for nothing staff need spelled out (`rules explain` shows them in full).
+    """
+    stored: list[dict[str, Any]] = []
+    misses: list[str] = []
+    for step in trace:
+        if step.rule.startswith(TRACE_PREFIX) and not step.hit:
+            misses.append(step.rule.removeprefix(TRACE_PREFIX))
+            continue
+        if misses:
+            stored.append(
+                {"rule": TRACE_PREFIX + "no sign", "hit": False, "why": "checked: " + ", ".join(misses)}
+            )
+            misses = []
+        stored.append({"rule": step.rule, "hit": step.hit, "why": step.why})
+    return stored
 
 
 def decision_summary(decision: Decision) -> dict[str, Any]:
@@ -92,6 +142,11 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "assignee": decision.actions.assignee,
         "tags": list(decision.actions.tags),
         "automation": {"kind": decision.automation.kind.value, "reason": decision.automation.reason},
+        "reply_block": (
+            {"guard": decision.reply_block.guard, "why": decision.reply_block.why}
+            if decision.reply_block
+            else None
+        ),
         "thread": {
             "case": decision.thread.case_ref,
             "how": decision.thread.how,
@@ -104,6 +159,6 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "rejected_numbers": [
             {"text": r.text, "source": r.source, "reason": r.reason} for r in decision.orders.rejected
         ],
-        "trace": [{"rule": s.rule, "hit": s.hit, "why": s.why} for s in decision.trace],
+        "trace": _stored_trace(decision.trace),
         "ruleset_version": decision.ruleset_version,
     }

@@ -28,6 +28,7 @@ from email.parser import HeaderParser
 
 import cchardet
 
+from mailbot.core.bounces import blocks_from_text, delivery_report_from_text, report_from_blocks
 from mailbot.core.text import html_to_text, normalise, split_message, strip_sentinels, unflow
 from mailbot.core.types import Attachment, DeliveryReport, InboundMail
 
@@ -395,7 +396,10 @@ def _walk(
         if isinstance(payload, list):
             body.report_blocks.extend(p for p in payload if isinstance(p, email.message.Message))
         elif isinstance(payload, str):
-            body.report_blocks.extend(_blocks_from_text(payload))
+            body.report_blocks.extend(blocks_from_text(payload))
+        return
+    if ctype == "message/feedback-report":  # an ARF abuse report: the automation chain looks for it
+        body.attachments.append(Attachment(filename=None, content_type=ctype, size=0))
         return
     if ctype in {"text/rfc822-headers", "message/rfc822-headers"}:
         text = _part_text(part, defects)
@@ -464,102 +468,6 @@ def _body_text(body: _Body) -> str:
     if plain.strip():
         return plain
     return "\n\n".join(strip_sentinels(html_to_text(h)) for h in body.html if h.strip())
-
-
-# --------------------------------------------------------------------------------------------
-# Delivery reports
-# --------------------------------------------------------------------------------------------
-
-
-def _blocks_from_text(text: str) -> list[email.message.Message]:
-    parser = HeaderParser()
-    return [parser.parsestr(block.strip() + "\n") for block in re.split(r"\n\s*\n", text) if block.strip()]
-
-
-def _field(block: email.message.Message, name: str) -> str | None:
-    value = block.get(name)
-    return _FOLD.sub(" ", str(value)).strip() if value is not None else None
-
-
-def _report_from_blocks(blocks: list[email.message.Message], returned_ids: list[str]) -> DeliveryReport:
-    recipients: list[str] = []
-    statuses: list[str] = []
-    actions: list[str] = []
-    for block in blocks:
-        recipient = _field(block, "Final-Recipient") or _field(block, "Original-Recipient")
-        if recipient:
-            address = recipient.split(";", 1)[-1].strip().strip("<>").lower()
-            if address and address not in recipients:
-                recipients.append(address)
-        status = _field(block, "Status")
-        if status:
-            found = _STATUS.search(status)
-            statuses.append(found.group(0) if found else status.split()[0])
-        action = _field(block, "Action")
-        if action:
-            actions.append(action.lower().split()[0])
-    status = next((s for s in statuses if s.startswith("5")), statuses[0] if statuses else None)
-    action = next((a for a in actions if a == "failed"), actions[0] if actions else None)
-    permanent = (status or "").startswith("5") or (status is None and action == "failed")
-    return DeliveryReport(
-        original_message_id=returned_ids[0] if returned_ids else None,
-        recipients=tuple(recipients),
-        status=status,
-        action=action,
-        permanent=permanent,
-    )
-
-
-_STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
-_SMTP_CODE = re.compile(r"(?<![\d.])([45])\d\d(?=[\s-])")
-_NDR_RECIPIENT = re.compile(
-    r"(?im)^\s*<?([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>?\s*(?::|\.\.\.|$)"
-    r"|(?:failed|undeliverable|rejected|unknown|not delivered|could not be delivered)[^\n@]{0,60}?"
-    r"<?([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>?"
-    r"|\bto\s+<?([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>?\s+because"
-)
-_RETURNED_MSGID = re.compile(r"(?im)^\s*message-id:\s*<([^<>\s]+)>")
-
-
-def delivery_report_from_text(text: str, extra: str = "", failed: tuple[str, ...] = ()) -> DeliveryReport:
-    """Best-effort report from an old plain-text non-delivery notice (qmail, Exchange 2003, Notes...)."""
-    status_match = _STATUS.search(text)
-    status = status_match.group(0) if status_match else None
-    code = _SMTP_CODE.search(text)
-    recipients = list(dict.fromkeys(a.lower() for a in failed))
-    for match in _NDR_RECIPIENT.finditer(text):
-        address = next((g for g in match.groups() if g), None)
-        if address and address.lower() not in recipients:
-            recipients.append(address.lower())
-        if len(recipients) >= 20:
-            break
-    ids = _RETURNED_MSGID.findall(text + "\n" + extra)
-    permanent = (status or "").startswith("5") or (status is None and (code is None or code.group(1) == "5"))
-    return DeliveryReport(
-        original_message_id=ids[0] if ids else None,
-        recipients=tuple(recipients),
-        status=status,
-        action="failed" if permanent else "delayed",
-        permanent=permanent,
-    )
-
-
-_NDR_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)(?:@|$)", re.IGNORECASE)
-_NDR_SUBJECT = re.compile(
-    r"undeliver|undelivered|returned mail|delivery (?:status notification|failure|has failed)|"
-    r"failure notice|mail delivery failed|non[- ]?deliver|delivery problem|could not be delivered|"
-    r"unzustellbar|non remis|no se puede entregar|não é possível entregar|onbestelbaar|"
-    r"недоставлен|退信|无法投递|系統退信|配信不能",
-    re.IGNORECASE,
-)
-
-
-def _looks_like_ndr(sender: str | None, subject: str, return_path: str | None, text: str) -> bool:
-    """An old-style plain-text bounce: from the mail system, or a bounce subject with a null sender."""
-    daemon = bool(sender and _NDR_SENDER.match(sender))
-    null_sender = (return_path or "").strip() in {"<>", ""}
-    subject_says = bool(_NDR_SUBJECT.search(subject))
-    return (daemon and (subject_says or bool(_STATUS.search(text)))) or (subject_says and null_sender)
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,14 +581,9 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
     content_type = msg.get_content_type()
     report_type = str(msg.get_param("report-type") or "").lower()
     if body.report_blocks or (content_type == "multipart/report" and report_type == "delivery-status"):
-        report = _report_from_blocks(body.report_blocks, body.returned_ids)
+        report = report_from_blocks(body.report_blocks, body.returned_ids)
         if not report.recipients and not report.status:
             report = delivery_report_from_text(text, forwarded)
-    elif _looks_like_ndr(from_addr, subject, first("Return-Path"), text):
-        failed = tuple(
-            a for _, a in _addresses(raw_all("x-failed-recipients"), defects, "X-Failed-Recipients")
-        )
-        report = delivery_report_from_text(text, forwarded, failed)
 
     def addrs(name: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a for _, a in _addresses(raw_all(name), defects, name)))
@@ -709,8 +612,9 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
         forwarded_text=forwarded,
         attachments=tuple(body.attachments),
         report=report,
+        returned_message_ids=tuple(dict.fromkeys(body.returned_ids))[:20],
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
     )
 
 
-__all__ = ["Decoded", "decode_bytes", "decode_words", "delivery_report_from_text", "parse"]
+__all__ = ["Decoded", "decode_bytes", "decode_words", "parse"]

@@ -1,7 +1,9 @@
 """Whether to answer, and the reply as an RFC 5322 message.
 
-The last word on answering lives here: whatever the rules say, machine mail, suppressed
-addresses, our own addresses and senders over the rate limit get no reply. The reply itself
+The last word on answering lives here: whatever the rules say, machine mail, mail without one valid
+address to answer, suppressed addresses, our own addresses, recipients over the rate limit and
+anything past the global hourly ceiling get no reply. Every guard looks at the address the reply
+would actually be sent to (`reply_recipient`), never at another header. The reply itself
 carries everything a receiving system needs to avoid a loop (RFC 3834 `Auto-Submitted`) and to
 thread it (`In-Reply-To`, `References`, the case tag in the subject).
 """
@@ -18,10 +20,10 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, getaddresses
 
 from mailbot.core.conversation import format_case_tag, make_message_id
-from mailbot.core.types import Identity, InboundMail, ReplyPlan, SenderHistory
+from mailbot.core.types import Identity, InboundMail, ReplyBlock, ReplyPlan, SenderHistory
 
 _PREFIX = re.compile(
     r"^\s*((re|aw|sv|vs|rv|ref|antw|odp|tr|fw|fwd|wg|回复|回覆|答复|转发|Ответ|رد)\s*(\[\d+\])?\s*[:：]\s*)+",
@@ -36,35 +38,139 @@ _WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 
 @dataclass(frozen=True)
 class ReplyLimits:
+    """How many automatic replies may go out: per recipient, and to everyone together per hour."""
+
     per_hour: int = 5
     per_day: int = 20
+    # The global ceiling: past it no automatic reply goes out until the hour has passed, and the
+    # service raises an alert. It bounds the damage of anything the other guards miss.
+    total_per_hour: int = 5000
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where a reply would go, or why it cannot go anywhere."""
+
+    address: str | None
+    why: str  # which header it came from, or what was wrong with it
+
+
+# An addr-spec we are willing to send to: a dot-atom local part (no quoted strings, no encoded
+# words) and a domain of at least two LDH labels with a letter TLD (or an IDNA one).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"^(?:{_LABEL}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{1,59}})$")
+
+
+def address_problem(address: str | None) -> str | None:
+    """Why `address` is not one valid address with a domain we can reply to; None when it is.
+
+    Strict on purpose: what the SMTP client makes of anything looser (`Sales` without a domain,
+    `_victim@example.com?=` from an encoded display name) is not what the buyer wrote.
+    """
+    if not address:
+        return "no address"
+    if len(address) > 254:
+        return "longer than 254 characters"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in address):
+        return "contains spaces or control characters"
+    if address.count("@") != 1:
+        return "not one local part and one domain" if "@" in address else "has no domain"
+    local, domain = address.split("@")
+    if not local or len(local) > 64 or not _LOCAL.match(local) or "=?" in local:
+        return f"the local part {local!r} is not a plain mailbox name"
+    if len(domain) > 253 or not _DOMAIN.match(domain):
+        return f"the domain {domain!r} is not a valid domain name"
+    return None
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
+def _related(domain: str, other: str) -> bool:
+    """The same domain, or one a subdomain of the other (sales.buyer.example and buyer.example)."""
+    return domain == other or domain.endswith("." + other) or other.endswith("." + domain)
+
+
+def _single(mail: InboundMail, header: str) -> str | None:
+    """Why a From/Reply-To header is ambiguous (more than one address in it); None when it is not."""
+    values = mail.header_all(header)
+    if len(values) > 1:
+        return f"{header} appears {len(values)} times"
+    if not values:
+        return None
+    # Only parts with an "@" count: a decoded display name may hold a comma ("López, María").
+    found = [addr for _, addr in getaddresses([values[0]]) if "@" in addr]
+    if len(found) > 1:
+        return f"{header} {values[0][:80]!r} holds {len(found)} addresses"
+    return None
+
+
+def reply_recipient(mail: InboundMail, identity: Identity) -> Recipient:
+    """The one address a reply may go to, by the Reply-To policy (README, "Where replies go").
+
+    The From address, which must be one valid address. Reply-To is honoured only when it is one
+    valid address in the From address's own domain (or a subdomain of it, or the other way round):
+    a buyer's assistant or shared sales address, yes; a third party named by whoever wrote the
+    mail, no. Every reply guard then applies to the address returned here, the one the reply is
+    actually sent to.
+    """
+    sender = (mail.from_addr or "").lower()
+    ambiguous = _single(mail, "From")
+    if ambiguous is not None:
+        return Recipient(None, ambiguous)
+    problem = address_problem(sender)
+    if problem is not None:
+        return Recipient(None, f"From address {sender!r}: {problem}" if sender else "no From address")
+    reply_to = (mail.reply_to or "").lower()
+    if not reply_to or reply_to == sender:
+        return Recipient(sender, "From")
+    ignored = _single(mail, "Reply-To") or (
+        f"invalid: {address_problem(reply_to)}" if address_problem(reply_to) else None
+    )
+    if ignored is None and not _related(_domain(reply_to), _domain(sender)):
+        ignored = f"its domain {_domain(reply_to)} is not the sender's domain {_domain(sender)}"
+    if ignored is not None:
+        return Recipient(sender, f"From (Reply-To {reply_to} ignored: {ignored})")
+    return Recipient(reply_to, f"Reply-To, in the sender's domain {_domain(sender)}")
 
 
 def reply_blocker(
     mail: InboundMail, history: SenderHistory, limits: ReplyLimits, identity: Identity, is_machine: bool
-) -> str | None:
-    """Why this message must not be answered, or None when a reply is allowed."""
+) -> ReplyBlock | None:
+    """Why this message must not be answered, or None when a reply is allowed.
+
+    `history` must be the history of the address the reply goes to (`reply_recipient`), not of
+    the From address: otherwise a Reply-To aims replies past the rate limit and the suppression.
+    """
     if is_machine:
-        return "machine-written mail is never answered"
+        return ReplyBlock("machine", "machine-written mail is never answered")
     recipient = reply_recipient(mail, identity)
-    if recipient is None:
-        return "no usable address to reply to"
-    if recipient in identity.addresses:
-        return "the reply address is one of our own mailboxes"
+    if recipient.address is None:
+        return ReplyBlock("recipient", f"no valid address to reply to: {recipient.why}")
+    address = recipient.address
+    if address in {a.lower() for a in identity.addresses}:
+        return ReplyBlock("own-address", f"the reply address {address} is one of our own mailboxes")
     if history.hard_bounced:
-        return f"an earlier reply to {recipient} bounced permanently"
+        return ReplyBlock("suppressed", f"an earlier reply to {address} bounced permanently")
+    if history.replies_total_last_hour >= limits.total_per_hour:
+        return ReplyBlock(
+            "ceiling",
+            f"global ceiling: {history.replies_total_last_hour} automatic replies in the last hour "
+            f"(limit {limits.total_per_hour})",
+        )
     if history.replies_last_hour >= limits.per_hour:
-        return f"rate limit: {history.replies_last_hour} replies to {recipient} in the last hour"
+        return ReplyBlock(
+            "rate-limit-hour",
+            f"rate limit: {history.replies_last_hour} replies to {address} in the last hour",
+        )
     if history.replies_last_day >= limits.per_day:
-        return f"rate limit: {history.replies_last_day} replies to {recipient} in the last day"
+        return ReplyBlock(
+            "rate-limit-day", f"rate limit: {history.replies_last_day} replies to {address} in the last day"
+        )
     return None
-
-
-def reply_recipient(mail: InboundMail, identity: Identity) -> str | None:
-    for candidate in (mail.reply_to, mail.from_addr):
-        if candidate and "@" in candidate and candidate not in identity.addresses:
-            return candidate
-    return mail.from_addr
 
 
 def clean_subject(subject: str, identity: Identity) -> str:
@@ -91,7 +197,7 @@ def plan_reply(
     seed: str,
 ) -> ReplyPlan:
     """Everything about the reply except its text. `seed` makes the Message-ID stable across retries."""
-    to_addr = reply_recipient(mail, identity) or ""
+    to_addr = reply_recipient(mail, identity).address or ""
     topic = clean_subject(mail.subject, identity)
     subject = f"Re: {format_case_tag(case_ref, identity)} {topic}".rstrip()
     references = tuple(dict.fromkeys((*mail.references, *(x for x in [mail.message_id] if x))))[-20:]

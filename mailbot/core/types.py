@@ -66,6 +66,8 @@ class DeliveryReport:
     status: str | None  # e.g. "5.1.1"
     action: str | None  # e.g. "failed"
     permanent: bool
+    # What the receiving server said, e.g. "smtp; 550 5.1.1 <x@y>: user unknown" (for staff).
+    diagnostic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class InboundMail:
     attachments: tuple[Attachment, ...] = ()
     report: DeliveryReport | None = None
     defects: tuple[str, ...] = ()
+    # Message-IDs of a returned message inside a report (its rfc822 part or its returned headers).
+    returned_message_ids: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitively; None when absent."""
@@ -118,6 +122,8 @@ class AutomationVerdict:
     kind: AutomationKind
     reason: str  # which header or text said so, e.g. "Auto-Submitted: auto-replied"
     report: DeliveryReport | None = None
+    # Every named check that ran, in order, with hit or miss (the chain stops at the first hit).
+    trace: tuple[TraceStep, ...] = ()
 
     @property
     def is_machine(self) -> bool:
@@ -227,10 +233,24 @@ class Decision:
     trace: tuple[TraceStep, ...] = ()
     ruleset_version: str = ""
     notes: tuple[str, ...] = field(default=())
+    # Set when the rules chose a template but a reply guard refused it: which guard, and why.
+    reply_block: ReplyBlock | None = None
 
     @property
     def category(self) -> str:
         return self.actions.category
+
+
+@dataclass(frozen=True)
+class ReplyBlock:
+    """Why a message gets no reply although the rules chose a template.
+
+    `guard` is a stable name (machine, recipient, own-address, suppressed, rate-limit-hour,
+    rate-limit-day, ceiling) so the service can react to one of them (the ceiling alerts).
+    """
+
+    guard: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -285,3 +305,5 @@ class SenderHistory:
     replies_last_hour: int = 0
     replies_last_day: int = 0
     hard_bounced: bool = False  # a reply to this address bounced permanently: never write again
+    # Automatic replies to anyone in the last hour: the global ceiling's count.
+    replies_total_last_hour: int = 0

@@ -25,10 +25,11 @@ from mailbot.adapters.ports import FetchedMessage, MailSource, ReplyRenderer, So
 from mailbot.core.conversation import case_ref_from_seed
 from mailbot.core.decide import decide, decision_summary
 from mailbot.core.reading import ReadingConfig, read
-from mailbot.core.replies import ReplyLimits, build_reply, plan_reply
+from mailbot.core.replies import ReplyLimits, build_reply, plan_reply, reply_recipient
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Decision, Identity, Outcome, Reading, ThreadCandidates
-from mailbot.store import repo
+from mailbot.services import reply_safety
+from mailbot.store import guards, repo
 from mailbot.store.db import session_scope
 from mailbot.store.tables import Case, CaseEvent, CaseMessage, CaseOrder, MailRecord, OutboxItem
 
@@ -205,6 +206,8 @@ class _Batch:
 
     events: list[dict[str, object]] = field(default_factory=list)
     rulesets: set[str] = field(default_factory=set)
+    # Automatic replies queued to anyone in the last hour (the global ceiling), counted once per batch.
+    replies_last_hour: int | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,8 @@ def _ingest_one(
     report.cases_created.extend(effects.cases_created)
     report.duplicates += effects.duplicate
     report.replies_queued += effects.replies_queued
+    if batch.replies_last_hour is not None:
+        batch.replies_last_hour += effects.replies_queued
     if outcome is Outcome.ROUTED:
         report.routed += 1
     elif outcome is Outcome.IGNORED:
@@ -398,19 +403,27 @@ def _apply(
     if ruleset.version not in batch.rulesets:
         repo.remember_ruleset(session, ruleset.version, ruleset.file_texts())
         batch.rulesets.add(ruleset.version)
+    if batch.replies_last_hour is None:
+        batch.replies_last_hour = guards.replies_last_hour(session, now)
     decision = decide(
         reading,
         mailbox=mailbox,
         ruleset=ruleset,
         identity=intake.identity,
         candidates=_candidates(session, reading),
-        history=repo.sender_history(session, mail.from_addr, now),
+        # Every guard looks at the address the reply would be sent to, not at From.
+        history=guards.recipient_history(
+            session,
+            reply_recipient(mail, intake.identity).address,
+            now,
+            replies_total_last_hour=batch.replies_last_hour,
+        ),
         limits=intake.limits,
     )
     summary = decision_summary(decision)
-    if reading.automation.report is not None and reading.automation.report.permanent:
-        for address in reading.automation.report.recipients:
-            repo.suppress(session, address, f"hard bounce: {reading.automation.report.status or 'failed'}")
+    if decision.reply_block is not None and decision.reply_block.guard == "ceiling":
+        reply_safety.ceiling_alert(session, decision.reply_block.why, now, effects.events, batch.events)
+    bounce = reply_safety.bounce_of_our_reply(session, intake.identity, reading, decision.thread.case_ref)
 
     if decision.outcome is not Outcome.ROUTED:
         case_id = _case_id(session, decision.thread.case_ref)
@@ -426,6 +439,8 @@ def _apply(
                 decision.outcome.value, decision.reason, now, case_id=case_id, mail_id=mail_id, detail=summary
             )
         )
+        if bounce is not None:
+            effects.events.append(bounce.event(now, mail_id))
         return decision.outcome
 
     case, created = _case_for(session, intake, mailbox, reading, decision, now, effects)
@@ -462,6 +477,18 @@ def _apply(
             detail=summary,
         )
     )
+    if bounce is not None:
+        effects.events.append(bounce.event(now, mail_id))
+    if decision.reply_block is not None and decision.reply_block.guard != "machine":
+        effects.events.append(
+            repo.event_row(
+                "reply_blocked",
+                f"no reply: {decision.reply_block.why}",
+                now,
+                case_id=case.id,
+                mail_id=mail_id,
+            )
+        )
     if decision.reply_template is not None and _queue_reply(
         session, intake, mailbox, reading, decision, case, mail_id, now, effects
     ):

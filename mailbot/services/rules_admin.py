@@ -678,6 +678,7 @@ def _rule_sets(ctx: RulesContext, draft_dir: Path) -> tuple[RuleSet, RuleSet, Re
 
 #: The step `decide` adds after the rules when it holds a reply back; it is not a rule.
 REPLY_GUARD_STEP = "reply guard"
+AUTOMATION_STEP_PREFIX = "automation: "
 
 
 def stored_deciding_rule(decision: Mapping[str, Any]) -> str | None:
@@ -687,7 +688,7 @@ def stored_deciding_rule(decision: Mapping[str, Any]) -> str | None:
     of the trace, before anything `decide` added after the rules.
     """
     for step in reversed(decision.get("trace") or ()):
-        if step.get("hit") and step.get("rule") != REPLY_GUARD_STEP:
+        if step.get("hit") and _is_rule_step(step):
             return str(step["rule"])
     return None
 
@@ -714,8 +715,14 @@ def stored_matched_rules(decision: Mapping[str, Any]) -> list[str]:
     return [
         str(step["rule"])
         for step in decision.get("trace") or ()
-        if step.get("hit") and step.get("rule") != REPLY_GUARD_STEP
+        if step.get("hit") and _is_rule_step(step)
     ]
+
+
+def _is_rule_step(step: Mapping[str, Any]) -> bool:
+    """A step of the routing rules, not of the automation chain or the reply guard around them."""
+    rule = str(step.get("rule") or "")
+    return rule != REPLY_GUARD_STEP and not rule.startswith(AUTOMATION_STEP_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from mailbot.adapters.lexicons import load_reading_config
-from mailbot.core.automation import detect_automation
+from mailbot.adapters.rulefiles import routing_version
+from mailbot.core.automation import check_names, detect_automation
+from mailbot.core.errors import RuleFileError
 from mailbot.core.parse import parse
 from mailbot.core.types import AutomationKind, Identity, InboundMail
 
@@ -205,3 +208,104 @@ def test_read_receipt_is_a_machine_message() -> None:
         b"--r\nContent-Type: text/plain\n\nRead.\n--r--\n"
     )
     assert kind_of(parse(raw)) is AutomationKind.AUTO_GENERATED
+
+
+# -- machines that used to get answers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "reason"),
+    [
+        ("automation-mail-delivery-system.eml", AutomationKind.BOUNCE, "Mail.Delivery.System@"),
+        ("automation-post-master.eml", AutomationKind.BOUNCE, "post_master@"),
+        ("automation-return-path-mailer-daemon.eml", AutomationKind.AUTO_GENERATED, "mailer-daemon@"),
+        ("automation-report-without-type.eml", AutomationKind.BOUNCE, "without report-type"),
+        ("automation-arf-mixed.eml", AutomationKind.AUTO_GENERATED, "ARF"),
+        ("automation-list-loop-alert.eml", AutomationKind.LIST, "buyers-owner@"),
+        ("automation-loop-alert-plain-sender.eml", AutomationKind.AUTO_GENERATED, "loop notice subject"),
+    ],
+)
+def test_machine_shapes_seen_answering_in_the_wild_are_recognised(
+    name: str, kind: AutomationKind, reason: str
+) -> None:
+    verdict = detect_automation(from_file(name), US, CONFIG)
+    assert verdict.kind is kind
+    assert reason.lower() in verdict.reason.lower()
+
+
+def test_a_text_bounce_from_the_mail_delivery_system_carries_the_servers_answer() -> None:
+    verdict = detect_automation(from_file("automation-mail-delivery-system.eml"), US, CONFIG)
+    assert verdict.report is not None
+    assert verdict.report.permanent
+    assert verdict.report.status == "5.1.1"
+    assert verdict.report.diagnostic is not None and verdict.report.diagnostic.startswith("550 5.1.1")
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "Mail.Delivery.System@mx.example",
+        "post_master@mx.example",
+        "mail-daemon@mx.example",
+        "Postmaster@mx.example",
+    ],
+)
+def test_every_spelling_of_the_mail_system_is_a_machine(sender: str) -> None:
+    assert detect_automation(mail(sender=sender, body="Hello"), US, CONFIG).is_machine
+
+
+def test_a_return_path_of_the_mailer_daemon_with_a_failure_is_a_bounce() -> None:
+    m = mail(
+        {"Return-Path": "<MAILER-DAEMON@mx.example>"},
+        subject="Notice",
+        body="Your mail could not be delivered.\n550 5.1.1 <b@x.example>: user unknown",
+        sender="Gateway <gw@mx.example>",
+    )
+    assert kind_of(m) is AutomationKind.BOUNCE
+
+
+def test_x_loop_naming_our_address_is_a_loop() -> None:
+    assert kind_of(mail({"X-Loop": "ta-pm@support.example.test"})) is AutomationKind.OWN
+
+
+def test_a_buyer_writing_to_a_list_style_address_of_their_own_company_is_still_human() -> None:
+    assert kind_of(mail(sender="Purchasing <purchase-request@shop.example>")) is AutomationKind.HUMAN
+
+
+def test_the_chain_records_every_miss_before_the_hit_that_decided() -> None:
+    verdict = detect_automation(mail({"Precedence": "bulk"}), US, CONFIG)
+    names = [step.rule.removeprefix("automation: ") for step in verdict.trace]
+    assert names == list(check_names()[: names.index("precedence") + 1])
+    assert [step.hit for step in verdict.trace] == [False] * (len(names) - 1) + [True]
+    assert "Precedence: bulk" in verdict.trace[-1].why
+
+
+def test_a_human_mail_shows_every_check_as_a_miss() -> None:
+    verdict = detect_automation(mail(), US, CONFIG)
+    assert [step.rule.removeprefix("automation: ") for step in verdict.trace] == list(check_names())
+    assert not any(step.hit for step in verdict.trace)
+    assert all(step.why.startswith("no ") for step in verdict.trace)
+
+
+def test_a_mistake_in_the_loop_notice_words_names_file_line_and_key(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", rules)
+    lexicon = rules / "lexicons" / "de.toml"
+    lexicon.write_text(
+        lexicon.read_text().replace('loop_subjects = ["mailschleife"', 'loop_subjects = [7, "mailschleife"')
+    )
+    line = next(
+        n for n, text in enumerate(lexicon.read_text().splitlines(), 1) if text.startswith("loop_subjects")
+    )
+    with pytest.raises(RuleFileError) as caught:
+        load_reading_config(rules)
+    assert str(caught.value).startswith(f"{lexicon}:{line}: automation.loop_subjects:")
+
+
+def test_the_loop_notice_words_are_part_of_the_rule_set_version(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", rules)
+    before = routing_version(rules)
+    lexicon = rules / "lexicons" / "en.toml"
+    lexicon.write_text(lexicon.read_text().replace('"loop alert",', '"loop alert", "loop notice",'))
+    assert routing_version(rules) != before

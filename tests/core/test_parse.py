@@ -94,14 +94,6 @@ def test_delivery_status_report_names_recipient_status_and_our_original_message(
     assert "order 730012998877123" in mail.forwarded_text
 
 
-def test_plain_text_bounce_from_the_mail_system_gets_a_report() -> None:
-    mail = parse(load("parse-qmail-bounce.eml"))
-    assert mail.report is not None
-    assert mail.report.recipients[0] == "li.wei@buyer-shop.example"
-    assert mail.report.status == "5.1.1"
-    assert mail.report.original_message_id == "20260307T095000.0011223344ff@mailbot.example.test"
-
-
 def test_broken_message_is_read_as_far_as_possible_and_every_problem_is_listed() -> None:
     mail = parse(load("parse-broken.eml"))
     assert mail.from_addr is None

@@ -6,7 +6,18 @@ import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
-from mailbot.core.replies import ReplyLimits, build_reply, clean_subject, plan_reply, reply_blocker
+import pytest
+
+from mailbot.core.parse import parse
+from mailbot.core.replies import (
+    ReplyLimits,
+    address_problem,
+    build_reply,
+    clean_subject,
+    plan_reply,
+    reply_blocker,
+    reply_recipient,
+)
 from mailbot.core.types import Identity, InboundMail, SenderHistory
 
 US = Identity(addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test")
@@ -146,3 +157,96 @@ def test_a_non_ascii_subject_is_encoded_in_short_words_and_reads_back_exactly() 
     assert message["Subject"] == f"Re: [Case #K7Q2XZ] {subject}"
     assert message["From"].addresses[0].display_name == "Служба поддержки"
     assert message.get_body(("plain",)).get_content().strip() == "Здравствуйте"
+
+
+# -- where replies go ------------------------------------------------------------------------------
+
+
+def with_headers(**fields: str) -> InboundMail:
+    """A mail as the parser reads it from these From / Reply-To header values."""
+    lines = [f"{name.replace('_', '-')}: {value}" for name, value in fields.items()]
+    raw = (
+        "\r\n".join([*lines, "To: ta-pm@support.example.test", "Subject: Cancel", "", "Please cancel."])
+    ).encode()
+    return parse(raw)
+
+
+def test_reply_to_in_another_domain_is_ignored_and_the_reply_goes_to_from() -> None:
+    recipient = reply_recipient(
+        with_headers(From="Bot <bot@responder.example>", Reply_To="victim@victim.example"), US
+    )
+    assert recipient.address == "bot@responder.example"
+    assert "victim@victim.example ignored" in recipient.why
+
+
+def test_reply_to_in_a_subdomain_of_the_senders_domain_is_honoured() -> None:
+    recipient = reply_recipient(
+        with_headers(From="Li Wei <li.wei@buyer-shop.example>", Reply_To="orders@eu.buyer-shop.example"), US
+    )
+    assert recipient.address == "orders@eu.buyer-shop.example"
+
+
+def test_a_from_header_with_two_addresses_gets_no_reply() -> None:
+    mail_ = with_headers(From="Bob <Sales> <bob@buyer.example>")
+    assert reply_recipient(mail_, US).address is None
+    block = reply_blocker(mail_, SenderHistory(), ReplyLimits(), US, is_machine=False)
+    assert block is not None and block.guard == "recipient"
+    assert "'sales'" in block.why
+
+
+def test_a_from_header_naming_two_mailboxes_gets_no_reply() -> None:
+    mail_ = with_headers(From="a@buyer.example, b@other.example")
+    assert reply_recipient(mail_, US).address is None
+    assert "2 addresses" in reply_recipient(mail_, US).why
+
+
+def test_an_encoded_comma_in_the_display_name_is_still_one_address() -> None:
+    mail_ = with_headers(From="=?utf-8?q?L=C3=B3pez=2C_Mar=C3=ADa?= <maria@andes.example>")
+    assert reply_recipient(mail_, US).address == "maria@andes.example"
+
+
+def test_an_encoded_line_break_in_the_display_name_cannot_make_a_recipient() -> None:
+    mail_ = with_headers(From="=?utf-8?q?Bob=0D=0A_victim@example.com?= <bob@buyer.example>")
+    assert reply_recipient(mail_, US).address is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "sales",
+        "_victim@example.com?=",
+        "=?utf-8?q?x?=_victim@example.com",
+        "bob@localhost",
+        "bob@buyer.example.",
+        "a..b@buyer.example",
+        '"a b"@buyer.example',
+        "bob@buy er.example",
+        "bob@-buyer.example",
+        "bob@buyer.example\r\nbcc: x@y.example",
+        "x" * 65 + "@buyer.example",
+    ],
+)
+def test_strict_recipient_validation_refuses(address: str) -> None:
+    assert address_problem(address) is not None
+
+
+@pytest.mark.parametrize(
+    "address", ["bob@buyer.example", "o'brien+ta@mail.buyer.co.uk", "li.wei@xn--fiqs8s.example", "a@b.cd"]
+)
+def test_strict_recipient_validation_accepts_ordinary_addresses(address: str) -> None:
+    assert address_problem(address) is None
+
+
+def test_a_same_domain_reply_to_naming_our_own_mailbox_is_refused_by_the_own_address_guard() -> None:
+    mail_ = mail(from_addr="colleague@support.example.test", reply_to="ta-pm@support.example.test")
+    block = reply_blocker(mail_, SenderHistory(), ReplyLimits(), US, is_machine=False)
+    assert block is not None and block.guard == "own-address"
+
+
+def test_the_global_ceiling_blocks_every_reply_once_reached() -> None:
+    limits = ReplyLimits(total_per_hour=100)
+    block = reply_blocker(mail(), SenderHistory(replies_total_last_hour=100), limits, US, is_machine=False)
+    assert block is not None and block.guard == "ceiling"
+    assert (
+        reply_blocker(mail(), SenderHistory(replies_total_last_hour=99), limits, US, is_machine=False) is None
+    )
