@@ -17,9 +17,9 @@ from typing import Any
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.rulefiles import (
     load_rule_tests,
-    load_ruleset,
     routing_files,
 )
+from mailbot.adapters.templates import TemplateStore, read_template_files
 from mailbot.core.decide import decision_summary
 from mailbot.core.errors import RuleFileError
 from mailbot.core.reading import read
@@ -59,6 +59,7 @@ from mailbot.services.rules_watch import (
     RulesWatcher,
     TemplateNames,
 )
+from mailbot.services.template_check import load_rules_and_templates, template_errors
 
 #: The whole supervisor API, in one place for the entry points (the parts live in rules_*.py).
 __all__ = [
@@ -109,6 +110,8 @@ class CheckReport:
     ruleset: RuleSet | None
     rule_tests: tuple[RuleTest, ...]
     errors: tuple[RuleFileError, ...]
+    templates: tuple[str, ...] = ()  # the template files checked with the rules (relative to their folder)
+    template_languages: tuple[str, ...] = ()
 
     @property
     def tests(self) -> int:
@@ -125,22 +128,31 @@ class CheckReport:
             "version": self.ruleset.version if self.ruleset else None,
             "rules": [r.name for r in self.ruleset.rules] if self.ruleset else [],
             "tests": self.tests,
+            "templates": list(self.templates),
             "errors": [_error_json(e) for e in self.errors],
         }
 
 
 def check_rules(ctx: RulesContext) -> CheckReport:
-    """Load and check the routing files, the reading files (lexicons, orders.toml) and the rule tests.
+    """Load and check the routing files, the reading files (lexicons, orders.toml), the rule tests and,
+    with `ctx.templates_dir`, the reply templates (as the worker checks them before using them).
 
-    Every mistake in the routing files and the rule tests is listed; the reading files stop at
-    their first mistake (their loader reads them one after the other).
+    Every mistake in the routing files, the rule tests and the templates is listed; the reading
+    files stop at their first mistake (their loader reads them one after the other).
     """
     errors: list[RuleFileError] = []
     ruleset: RuleSet | None = None
     tests: list[RuleTest] = []
+    files = read_template_files(ctx.templates_dir) if ctx.templates_dir is not None else None
+    store = TemplateStore.pinned(files) if files is not None else None
+    known = (
+        store.names()
+        if store is not None and files is not None and not files.missing
+        else ctx.known_templates
+    )
     try:
-        ruleset = load_ruleset(
-            ctx.rules_dir, known_templates=ctx.known_templates, known_mailboxes=ctx.known_mailboxes
+        ruleset = load_rules_and_templates(
+            ctx.rules_dir, files, known_templates=known, known_mailboxes=ctx.known_mailboxes
         )
     except RuleSetErrors as problems:
         errors.extend(problems.errors)
@@ -157,8 +169,16 @@ def check_rules(ctx: RulesContext) -> CheckReport:
             load_reading_config(ctx.rules_dir)
         except RuleFileError as error:
             errors.append(error)
-    files = tuple(str(p) for p in routing_files(ctx.rules_dir)) if ctx.rules_dir.is_dir() else ()
-    return CheckReport(files=files, ruleset=ruleset, rule_tests=tuple(tests), errors=tuple(errors))
+    if store is not None:
+        errors.extend(template_errors(store))
+    return CheckReport(
+        files=tuple(str(p) for p in routing_files(ctx.rules_dir)) if ctx.rules_dir.is_dir() else (),
+        ruleset=ruleset,
+        rule_tests=tuple(tests),
+        errors=tuple(errors),
+        templates=tuple(sorted([*files.texts, *files.refused])) if files is not None else (),
+        template_languages=tuple(sorted(store.languages())) if store is not None else (),
+    )
 
 
 def _unknown_rule_names(tests: Sequence[RuleTest], ruleset: RuleSet) -> list[RuleFileError]:

@@ -23,6 +23,8 @@ class RulesContext:
     identity: Identity
     reading_config: ReadingConfig | None = None  # needed to test, explain and replay, not to check
     known_templates: frozenset[str] | None = None  # None: any template name is accepted
+    # the reply templates, part of the rule set: checked with it and in its version (None: left out)
+    templates_dir: Path | None = None
     known_mailboxes: frozenset[str] | None = None
     mailbox_addresses: Mapping[str, str] = field(default_factory=dict)  # address -> mailbox name
 

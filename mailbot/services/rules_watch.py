@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,13 +16,18 @@ from typing import Any
 
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.maildir import write_atomically
-from mailbot.adapters.rulefiles import (
-    load_ruleset,
-    routing_version,
-)
+from mailbot.adapters.template_files import TemplateFiles, fingerprint
+from mailbot.adapters.template_sandbox import DEFAULT_LIMITS, RenderLimits
+from mailbot.adapters.templates import TemplateStore, read_template_files
 from mailbot.core.errors import RuleFileError
 from mailbot.core.reading import ReadingConfig
 from mailbot.core.rules.schema import RuleSet, RuleSetErrors
+from mailbot.services.template_check import (
+    TemplatesInCharge,
+    files_version,
+    load_rules_and_templates,
+    template_errors,
+)
 
 log = logging.getLogger("mailbot.rules")
 
@@ -44,6 +50,7 @@ class RulesStatus:
     error: str | None = None
     error_since: datetime | None = None
     rules_dir: str = ""
+    templates_dir: str = ""  # empty when the templates are not part of the rule set
 
     @property
     def ok(self) -> bool:
@@ -58,6 +65,7 @@ class RulesStatus:
             "error": self.error,
             "error_since": self.error_since.isoformat() if self.error_since else None,
             "rules_dir": self.rules_dir,
+            "templates_dir": self.templates_dir,
         }
 
     @classmethod
@@ -70,6 +78,7 @@ class RulesStatus:
             error=data.get("error"),
             error_since=datetime.fromisoformat(since) if since else None,
             rules_dir=str(data.get("rules_dir") or ""),
+            templates_dir=str(data.get("templates_dir") or ""),
         )
 
 
@@ -115,6 +124,14 @@ class RulesWatcher:
     and the last good set stays in charge until the files are fixed. The first load has no good set
     to fall back on, so an invalid rule set at start-up raises RuleSetErrors.
 
+    With `templates_dir`, the reply templates are part of the rule set: they are validated with it
+    (syntax, unknown variables, a trial render within the render limits), their texts are part of its
+    version, the rules' template names are checked against them, and `renderer` renders with the
+    templates of the set in charge, so a broken template edit is refused like a broken rule and the
+    last good templates stay in use. The folder's file metadata is looked at no more often than every
+    `templates_every` seconds (reading ~150 file stats at every message would cost more than the
+    message), so a template edit is picked up within that time.
+
     `on_change(status)` is told the status at start-up and whenever it changes (a new set in charge,
     a refused change, the files back to the set in charge). It runs with the watcher's lock held, in
     whichever thread noticed the change, possibly inside an ingest transaction: it must be quick and
@@ -129,18 +146,27 @@ class RulesWatcher:
         known_mailboxes: frozenset[str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_change: Callable[[RulesStatus], None] | None = None,
+        templates_dir: Path | None = None,
+        template_limits: RenderLimits = DEFAULT_LIMITS,
+        templates_every: float = 2.0,
     ) -> None:
         self.rules_dir = Path(rules_dir)
+        self.templates_dir = Path(templates_dir) if templates_dir is not None else None
+        self._template_limits = template_limits
+        self._templates_every = templates_every
+        self._on_disk: TemplateFiles | None = None  # the last snapshot read of the templates folder
+        self._looked_at = 0.0
         self._templates = known_templates
         self._mailboxes = known_mailboxes
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
-        self._ruleset, self._reading = self._load()
+        self._ruleset, self._reading, self._store = self._load()
         self._loaded_at = clock()
         self._error: str | None = None
         self._error_since: datetime | None = None
         self._refused: tuple[str | None, frozenset[str] | None] | None = None
+        self.renderer = TemplatesInCharge(self.templates)
         log.info("rules loaded: version %s, %d rules", self._ruleset.short_version, len(self._ruleset.rules))
         with self._lock:
             self._announce()
@@ -163,6 +189,13 @@ class RulesWatcher:
                 )
             return self._reading
 
+    def templates(self) -> TemplateStore:
+        """The reply templates of the set in charge (a snapshot: later edits do not touch it)."""
+        with self._lock:
+            if self._store is None:
+                raise RuntimeError("this watcher was made without a templates folder")
+            return self._store
+
     def status(self) -> RulesStatus:
         with self._lock:
             return self._status()
@@ -175,6 +208,7 @@ class RulesWatcher:
             self._error,
             self._error_since,
             str(self.rules_dir),
+            str(self.templates_dir or ""),
         )
 
     def _announce(self) -> None:
@@ -188,20 +222,43 @@ class RulesWatcher:
     def _known_templates(self) -> frozenset[str] | None:
         return self._templates() if callable(self._templates) else self._templates
 
-    def _load(self) -> tuple[RuleSet, ReadingConfig | None]:
-        ruleset = load_ruleset(
-            self.rules_dir, known_templates=self._known_templates(), known_mailboxes=self._mailboxes
-        )
-        if not (self.rules_dir / "lexicons").is_dir():
-            return ruleset, None  # a folder of routing files only (a draft being checked)
+    def _load(self) -> tuple[RuleSet, ReadingConfig | None, TemplateStore | None]:
+        """The rules, their reading config and their templates; RuleSetErrors listing every problem."""
+        files = self._templates_on_disk(look=True)
+        store = TemplateStore.pinned(files, limits=self._template_limits) if files is not None else None
+        problems = template_errors(store) if store is not None else []
+        known = store.names() if store is not None else self._known_templates()
         try:
-            return ruleset, load_reading_config(self.rules_dir)
+            ruleset = load_rules_and_templates(
+                self.rules_dir, files, known_templates=known, known_mailboxes=self._mailboxes
+            )
+        except RuleSetErrors as invalid:
+            raise RuleSetErrors([*invalid.errors, *problems]) from None
+        if problems:
+            raise RuleSetErrors(problems)
+        if not (self.rules_dir / "lexicons").is_dir():
+            return ruleset, None, store  # a folder of routing files only (a draft being checked)
+        try:
+            return ruleset, load_reading_config(self.rules_dir), store
         except RuleFileError as error:
             raise RuleSetErrors([error]) from None
 
+    def _templates_on_disk(self, *, look: bool = False) -> TemplateFiles | None:
+        """The templates folder's snapshot, read again when its files changed since the last look."""
+        if self.templates_dir is None:
+            return None
+        now = time.monotonic()
+        if look or self._on_disk is None or now - self._looked_at >= self._templates_every:
+            self._looked_at = now
+            seen = self._on_disk
+            exists = self.templates_dir.is_dir()
+            if seen is None or seen.missing == exists or fingerprint(self.templates_dir) != seen.fingerprint:
+                self._on_disk = read_template_files(self.templates_dir)
+        return self._on_disk
+
     def _refresh(self) -> bool:
         """Take a valid change, or note a refused one; True when the status changed."""
-        version = routing_version(self.rules_dir)
+        version = files_version(self.rules_dir, self._templates_on_disk())
         if version == self._ruleset.version:
             if self._error is None:
                 return False
@@ -216,15 +273,16 @@ class RulesWatcher:
         if attempt == self._refused:
             return False
         try:
-            ruleset, reading = self._load()
+            ruleset, reading, store = self._load()
         except RuleSetErrors as problems:
             self._refused = attempt
             if self._error is None:
                 self._error_since = self._clock()
             self._error = str(problems)
             log.error(
-                "rules in %s were changed but are invalid; still using version %s:\n%s",
+                "rules in %s%s were changed but are invalid; still using version %s:\n%s",
                 self.rules_dir,
+                f" or templates in {self.templates_dir}" if self.templates_dir else "",
                 self._ruleset.short_version,
                 problems,
             )
@@ -235,7 +293,7 @@ class RulesWatcher:
             ruleset.short_version,
             len(ruleset.rules),
         )
-        self._ruleset, self._reading = ruleset, reading
+        self._ruleset, self._reading, self._store = ruleset, reading, store
         self._loaded_at = self._clock()
         self._error = self._error_since = None
         self._refused = None
