@@ -37,7 +37,7 @@ from jinja2.filters import FILTERS
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Namespace, generate_lorem_ipsum, pass_context, pass_eval_context
+from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum, pass_context, pass_eval_context
 from jinja2.visitor import NodeTransformer
 
 
@@ -397,26 +397,33 @@ def _take(items: Iterable[Any], cap: int) -> list[Any]:
 
 
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    passes = getattr(function, "jinja_pass_arg", None)
+    """`function` with its arguments checked first. The wrapper takes the render context, which also
+    keeps Jinja from running it at compile time on constant arguments (where no budget applies and
+    a folded constant would escape the output count), and hands `function` what it asked for."""
+    passes = _PassArg.from_obj(function)
 
+    def first(context: Context) -> tuple[Any, ...]:
+        if passes is _PassArg.context:
+            return (context,)
+        if passes is _PassArg.eval_context:
+            return (context.eval_ctx,)
+        if passes is _PassArg.environment:
+            return (context.environment,)
+        return ()
+
+    @pass_context
     @wraps(function)
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        lead = 1 if passes is not None else 0
-        if len(args) > lead:
-            environment = args[0] if passes is not None else None
-            limits = _limits_of(environment)
-            value = _check_filter(name, args[lead], args[lead + 1 :], kwargs, limits)
-            args = (*args[:lead], value, *args[lead + 1 :])
-        return function(*args, **kwargs)
+    def bounded(context: Context, value: Any = None, *args: Any, **kwargs: Any) -> Any:
+        value = _check_filter(name, value, args, kwargs, _limits_of(context.environment))
+        return function(*first(context), value, *args, **kwargs)
 
     return bounded
 
 
-def _limits_of(owner: Any) -> RenderLimits:
+def _limits_of(environment: Any) -> RenderLimits:
     budget = _BUDGET.get()
     if budget is not None:
         return budget.limits
-    environment = getattr(owner, "environment", owner)
     return getattr(environment, "limits", DEFAULT_LIMITS)
 
 
@@ -499,6 +506,10 @@ def _literal_chars(body: list[nodes.Node]) -> int:
             continue
         if isinstance(node, nodes.TemplateData):
             total += len(node.data)
+        elif isinstance(node, nodes.Output):  # `{{ "text" }}` is written without passing finalize
+            total += sum(
+                len(c.value) for c in node.nodes if isinstance(c, nodes.Const) and isinstance(c.value, str)
+            )
         stack.extend(node.iter_child_nodes())
     return total
 

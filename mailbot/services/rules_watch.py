@@ -16,6 +16,7 @@ from typing import Any
 
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.maildir import write_atomically
+from mailbot.adapters.rulefiles import read_reading_sources, read_routing_sources
 from mailbot.adapters.template_files import TemplateFiles, fingerprint
 from mailbot.adapters.template_sandbox import DEFAULT_LIMITS, RenderLimits
 from mailbot.adapters.templates import TemplateStore, read_template_files
@@ -156,6 +157,7 @@ class RulesWatcher:
         self._templates_every = templates_every
         self._on_disk: TemplateFiles | None = None  # the last snapshot read of the templates folder
         self._looked_at = 0.0
+        self._version_memo: tuple[tuple[tuple[str, str], ...], TemplateFiles | None, str | None] | None = None
         self._templates = known_templates
         self._mailboxes = known_mailboxes
         self._clock = clock
@@ -256,9 +258,28 @@ class RulesWatcher:
                 self._on_disk = read_template_files(self.templates_dir)
         return self._on_disk
 
+    def _files_version(self) -> str | None:
+        """`files_version` of the folders, remembered while the rule texts and the snapshot stay the same.
+
+        It is asked at every message; hashing ~150 template texts each time would cost more than
+        reading the rule files does, and they change only when a new snapshot is taken.
+        """
+        try:
+            sources = [*read_routing_sources(self.rules_dir), *read_reading_sources(self.rules_dir)]
+        except RuleSetErrors:
+            return None
+        files = self._templates_on_disk()
+        key = tuple((source.path, source.text) for source in sources)
+        memo = self._version_memo
+        if memo is not None and memo[1] is files and memo[0] == key:
+            return memo[2]
+        version = files_version(self.rules_dir, files)
+        self._version_memo = (key, files, version)
+        return version
+
     def _refresh(self) -> bool:
         """Take a valid change, or note a refused one; True when the status changed."""
-        version = files_version(self.rules_dir, self._templates_on_disk())
+        version = self._files_version()
         if version == self._ruleset.version:
             if self._error is None:
                 return False

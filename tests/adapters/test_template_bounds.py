@@ -141,6 +141,15 @@ def test_output_a_macro_buffers_counts_even_if_it_is_never_printed(tmp_path: Pat
     assert "the output went over 500000 characters" in str(error)
 
 
+def test_constant_text_a_macro_buffers_counts_too(tmp_path: Path) -> None:
+    error = render_error(
+        tmp_path,
+        "{% macro m() %}{% for i in range(1000) %}{{ '" + "z" * 1000 + "' }}{{ 'y'|center(1000) }}"
+        "{% endfor %}{% endmacro %}{% set unused = m() %}ok\n",
+    )
+    assert "the output went over 500000 characters" in str(error)
+
+
 def test_a_tight_recursion_that_writes_nothing_stops_at_the_time_limit(tmp_path: Path) -> None:
     error = render_error(
         tmp_path,
