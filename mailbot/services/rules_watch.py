@@ -301,11 +301,11 @@ class RulesWatcher:
                 self._error_since = self._clock()
             self._error = str(problems)
             log.error(
-                "rules in %s%s were changed but are invalid; still using version %s:\n%s",
+                "rules in %s%s were changed but are invalid; still using version %s: %s",
                 self.rules_dir,
                 f" or templates in {self.templates_dir}" if self.templates_dir else "",
                 self._ruleset.short_version,
-                problems,
+                _one_line(problems.errors),
             )
             return True
         log.info(
@@ -319,3 +319,14 @@ class RulesWatcher:
         self._error = self._error_since = None
         self._refused = None
         return True
+
+
+#: How many problems a refusal's log line names; `rules check` and `rules status` list them all.
+LOGGED_PROBLEMS = 5
+
+
+def _one_line(errors: tuple[RuleFileError, ...]) -> str:
+    """The problems of a refused change as one log line (a log line per problem would flood the log)."""
+    shown = "; ".join(str(e).replace("\n", " ") for e in errors[:LOGGED_PROBLEMS])
+    more = len(errors) - LOGGED_PROBLEMS
+    return shown + (f"; and {more} more (mailbot rules check lists them)" if more > 0 else "")

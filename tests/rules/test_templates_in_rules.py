@@ -15,7 +15,8 @@ from mailbot.adapters.templates import sample_context
 from mailbot.cli import main as mailbot_cli
 from mailbot.cli.rules_cmd import rules as rules_cli
 from mailbot.core.rules.schema import RuleSetErrors
-from mailbot.services.rules_admin import RulesWatcher
+from mailbot.services.rules_admin import RulesStatusFile, RulesWatcher
+from mailbot.services.template_check import version_on_disk
 
 from .conftest import MAILBOXES, REPO
 
@@ -157,6 +158,7 @@ def test_a_broken_template_edit_is_refused_and_the_last_good_templates_stay(
     assert len(errors) == 1
     assert f"still using version {good.short_version}" in errors[0].getMessage()
     assert f"{ACK}:2: syntax error" in errors[0].getMessage()
+    assert "\n" not in errors[0].getMessage()  # one line
     status = rules.status()
     assert not status.ok and status.error is not None and f"{ACK}:2: syntax error" in status.error
 
@@ -182,3 +184,17 @@ def test_fixing_the_template_puts_the_new_set_in_charge(templates: Path) -> None
 def test_templates_in_two_languages_with_the_same_name_are_kept_apart(templates: Path) -> None:
     texts = watcher(templates).current().file_texts()
     assert texts["templates/en/acknowledgement.txt.j2"] != texts["templates/fr/acknowledgement.txt.j2"]
+
+
+def test_the_status_file_lets_rules_status_compare_the_version_on_disk(
+    tmp_path: Path, templates: Path
+) -> None:
+    status_file = RulesStatusFile.in_data_dir(tmp_path / "var")
+    rules = RulesWatcher(
+        REPO / "rules", templates_dir=templates, on_change=status_file.write, templates_every=0
+    )
+    status = status_file.read()
+    assert status is not None and status.templates_dir == str(templates)
+    assert version_on_disk(REPO / "rules", templates) == status.version == rules.current().version
+    edit(templates / ACK, "Changed {{ case_ref }}\n")
+    assert version_on_disk(REPO / "rules", templates) != status.version
