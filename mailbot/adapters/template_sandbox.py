@@ -122,11 +122,13 @@ def size_of(value: Any, limit: int) -> int:
             total += len(item) + 4
         elif isinstance(item, Mapping):
             total += 2 + 2 * len(item)
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            if total <= limit:  # no need to look inside what is already too big
+                stack.extend(item.keys())
+                stack.extend(item.values())
         elif isinstance(item, list | tuple | set | frozenset):
             total += 2 + 2 * len(item)
-            stack.extend(item)
+            if total <= limit:
+                stack.extend(item)
         elif isinstance(item, Namespace):
             attrs = getattr(item, "_Namespace__attrs", {})
             total += 16 + 2 * len(attrs)
