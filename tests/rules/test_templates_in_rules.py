@@ -38,6 +38,12 @@ address = "ta-pm@support.example.test"
 service = "Production Monitoring"
 source = "maildir"
 maildir = {{ path = "mail/pm" }}
+
+[mailboxes.inspection]
+address = "ta-inspection@support.example.test"
+service = "Inspection"
+source = "maildir"
+maildir = {{ path = "mail/inspection" }}
 """
 
 
@@ -111,12 +117,14 @@ def test_the_worker_refuses_to_start_on_a_broken_template(tmp_path: Path, templa
     edit(templates / ACK, "Dear {{ buyer_name }},\n{% endif %}\n")
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.format(rules=REPO / "rules", db=tmp_path / "mailbot.db"), encoding="utf-8")
-    for sub in ("new", "cur", "tmp"):
-        (tmp_path / "mail" / "pm" / sub).mkdir(parents=True)
+    for box in ("pm", "inspection"):
+        for sub in ("new", "cur", "tmp"):
+            (tmp_path / "mail" / box / sub).mkdir(parents=True)
     result = CliRunner().invoke(mailbot_cli, ["--config", str(config), "poll", "--once"])
     assert result.exit_code != 0
     assert f"{templates}/{ACK}:2: syntax error: Encountered unknown tag 'endif'." in result.output
     assert "Traceback" not in result.output
+    assert "unknown mailbox" not in result.output  # the template is the only problem
 
 
 def test_a_broken_template_at_start_up_raises_with_file_and_line(templates: Path) -> None:
