@@ -18,14 +18,15 @@ from sqlmodel import Session
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.rulefiles import (
     corpus_messages,
-    load_ruleset,
     reading_files,
 )
+from mailbot.adapters.templates import read_template_files
 from mailbot.core.decide import decide
 from mailbot.core.reading import ReadingConfig, read
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import CaseFacts, Decision, Reading, ThreadCandidates
 from mailbot.services.rules_deciding import RulesContext, deciding_rule, mailbox_of
+from mailbot.services.template_check import load_rules_and_templates
 from mailbot.store import repo
 
 # -- replay ---------------------------------------------------------------------------------------
@@ -362,10 +363,15 @@ def recorded_thread(thread: Any, case: CaseFacts | None, reading: Reading) -> Th
 
 
 def _rule_sets(ctx: RulesContext, draft_dir: Path) -> tuple[RuleSet, RuleSet, ReadingConfig | None]:
-    """The rules in charge, the draft, and the draft's reading configuration when it has its own."""
+    """The rules in charge, the draft, and the draft's reading configuration when it has its own.
+
+    Both are versioned with the templates in `ctx.templates_dir` (a draft changes rules, not the
+    templates), so the versions shown are those the worker records.
+    """
+    files = read_template_files(ctx.templates_dir) if ctx.templates_dir is not None else None
     known: dict[str, Any] = {"known_templates": ctx.known_templates, "known_mailboxes": ctx.known_mailboxes}
-    old = load_ruleset(ctx.rules_dir, **known)
-    new = load_ruleset(draft_dir, **known)
+    old = load_rules_and_templates(ctx.rules_dir, files, **known)
+    new = load_rules_and_templates(draft_dir, files, **known)
     draft_files = reading_files(draft_dir)
     if not draft_files or draft_files == reading_files(ctx.rules_dir):
         return old, new, None

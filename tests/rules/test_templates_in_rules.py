@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.templates import sample_context
 from mailbot.cli import main as mailbot_cli
 from mailbot.cli.rules_cmd import rules as rules_cli
 from mailbot.core.rules.schema import RuleSetErrors
-from mailbot.services.rules_admin import RulesStatusFile, RulesWatcher
+from mailbot.core.types import Identity
+from mailbot.services.rules_admin import RulesContext, RulesStatusFile, RulesWatcher, replay_corpus
 from mailbot.services.template_check import version_on_disk
 
 from .conftest import MAILBOXES, REPO
@@ -206,3 +208,18 @@ def test_the_status_file_lets_rules_status_compare_the_version_on_disk(
     assert version_on_disk(REPO / "rules", templates) == status.version == rules.current().version
     edit(templates / ACK, "Changed {{ case_ref }}\n")
     assert version_on_disk(REPO / "rules", templates) != status.version
+
+
+def test_a_replay_shows_the_versions_the_worker_records(tmp_path: Path, templates: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(REPO / "rules" / "tests" / "mail" / "cancellation-with-order.eml", corpus)
+    ctx = RulesContext(
+        rules_dir=REPO / "rules",
+        identity=Identity(addresses=frozenset(), message_id_domain="mailbot.example.test", case_tag="Case"),
+        reading_config=load_reading_config(REPO / "rules"),
+        templates_dir=templates,
+        known_mailboxes=MAILBOXES,
+    )
+    report = replay_corpus(corpus, ctx, draft_dir=REPO / "rules", mailbox="pm")
+    assert report.old_version == report.new_version == watcher(templates).current().version
