@@ -18,7 +18,6 @@ from mailbot.adapters.imap import ImapConfig, ImapSentCopies, ImapSource
 from mailbot.adapters.maildir import FolderSentCopies, MaildirSource
 from mailbot.adapters.ports import MailSource, ReplyTransport, SentCopies
 from mailbot.adapters.smtp import FolderTransport, SmtpConfig, SmtpTransport
-from mailbot.adapters.templates import TemplateStore
 from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
@@ -147,10 +146,9 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     identity = identity_of(settings)
-    templates = TemplateStore(settings.templates_dir)
-    rules = RulesWatcher(
+    rules = RulesWatcher(  # the reply templates are part of the rule set: checked, versioned, reloaded
         settings.rules_dir,
-        known_templates=templates.names,
+        templates_dir=settings.templates_dir,
         known_mailboxes=frozenset(settings.mailboxes),
         on_change=RulesStatusFile.in_data_dir(settings.data_dir).write,
     )
@@ -159,7 +157,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         engine=engine,
         identity=identity,
         rules=rules,
-        renderer=templates,
+        renderer=rules.renderer,
         mailboxes={
             name: MailboxInfo(name=name, address=box.address, service=box.service)
             for name, box in settings.mailboxes.items()

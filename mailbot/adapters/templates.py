@@ -1,10 +1,12 @@
 """Reply templates: supervisor-edited Jinja2 files under templates/, rendered only inside a sandbox.
 
 Supervisors change the wording of replies without a deploy, so a template is untrusted input: it is
-rendered by `ImmutableSandboxedEnvironment` with `StrictUndefined` (a typo fails loudly instead of
-sending "Dear ,"), files are size-capped, and `validate()` turns every mistake into a problem that
-names the file and the line before a broken template can cost a buyer their reply. Rendered text is
-only ever a message *body*; headers are built elsewhere from trusted values.
+rendered by a sandbox whose every render is bounded in loops, string sizes, output and time
+(`template_sandbox.py`) with `StrictUndefined` (a typo fails loudly instead of sending "Dear ,"),
+files are size-capped, and `validate()` turns every mistake into a problem that names the file and
+the line before a broken template can cost a buyer their reply. Rendered text is only ever a message
+*body*; headers are built elsewhere from trusted values. Rendering is from an in-memory snapshot of
+the folder (`template_files.py`), so the worker can keep the last good set while an edit is broken.
 
 Layout: `<templates_dir>/<lang>/<name>.txt.j2` (required) and an optional `<name>.html.j2` sibling.
 Files whose name starts with `_` are partials for `{% include %}`; the loader looks for them in the
@@ -17,14 +19,12 @@ import argparse
 import difflib
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from jinja2 import (
     Environment,
-    FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -34,20 +34,48 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.loaders import split_template_path
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailbot.adapters.ports import RenderedReply
+from mailbot.adapters.template_files import (
+    DEFAULT_MAX_TEMPLATE_BYTES,
+    ReplyTemplateError,
+    SnapshotLoader,
+    TemplateFileRefused,
+    TemplateFiles,
+    TemplateTooLarge,
+    fingerprint,
+    read_template_files,
+)
+from mailbot.adapters.template_sandbox import (
+    DEFAULT_LIMITS,
+    BoundedSandbox,
+    RenderLimits,
+    TemplateLimitError,
+)
+
+__all__ = [
+    "CONTEXT_VARIABLES",
+    "DEFAULT_LIMITS",
+    "RenderLimits",
+    "ReplyTemplateError",
+    "ReplyTemplateNotFound",
+    "TemplateFileRefused",
+    "TemplateFiles",
+    "TemplateLimitError",
+    "TemplateProblem",
+    "TemplateRenderError",
+    "TemplateStore",
+    "TemplateTooLarge",
+    "check_templates",
+    "main",
+    "read_template_files",
+    "sample_context",
+]
 
 DEFAULT_LANGUAGE = "en"
 TEXT_SUFFIX = ".txt.j2"
 HTML_SUFFIX = ".html.j2"
 PARTIALS_DIR = "_partials"
-DEFAULT_MAX_TEMPLATE_BYTES = 20_000
-# The sandbox bounds range() but not `"x" * 10**9`; these keep one template from eating the worker's memory.
-MAX_REPEATED_LENGTH = 100_000
-MAX_EXPONENT = 1_000
 
 # The whole context contract. Adding a variable means changing ingest, this tuple and templates/README.md.
 CONTEXT_VARIABLES: tuple[str, ...] = (
@@ -69,16 +97,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # everything below space exc
 _BLANK_RUN = re.compile(r"\n{3,}")
 
 
-class ReplyTemplateError(Exception):
-    """A reply template could not be found, loaded or rendered. The message names the file."""
-
-
 class ReplyTemplateNotFound(ReplyTemplateError, LookupError):
     """No `<lang>/<name>.txt.j2` for the requested language nor for English."""
-
-
-class TemplateTooLarge(ReplyTemplateError):
-    """A template file is over the size cap and is refused unread."""
 
 
 class TemplateRenderError(ReplyTemplateError):
@@ -127,66 +147,62 @@ _SAMPLES = (
 )
 
 
-class _ReplySandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, plus a bound on the two operators that can allocate without limit."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                if (
-                    isinstance(sequence, str | list | tuple)
-                    and isinstance(count, int)
-                    and len(sequence) * count > MAX_REPEATED_LENGTH
-                ):
-                    raise SecurityError(f"repetition would build more than {MAX_REPEATED_LENGTH} items")
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent above {MAX_EXPONENT} is not allowed")
-        return super().call_binop(context, operator, left, right)
-
-
-class _CappedLoader(FileSystemLoader):
-    """Refuses oversized files before reading them, and files that resolve outside the templates folder."""
-
-    def __init__(self, searchpath: Sequence[Path], *, root: Path, max_bytes: int) -> None:
-        super().__init__(searchpath, encoding="utf-8")
-        self._root = root.resolve()
-        self._max_bytes = max_bytes
-
-    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
-        pieces = split_template_path(template)  # raises TemplateNotFound on ".." and the like
-        for base in self.searchpath:
-            path = Path(base, *pieces)
-            if not path.is_file():
-                continue
-            if not path.resolve().is_relative_to(self._root):
-                raise TemplateNotFound(f"{template} (the file resolves outside {self._root})")
-            size = path.stat().st_size
-            if size > self._max_bytes:
-                raise TemplateTooLarge(f"{path}: {size} bytes, over the limit of {self._max_bytes}")
-            break
-        return super().get_source(environment, template)
-
-
 class TemplateStore:
-    """The reply templates in one folder; implements `ReplyRenderer`. Edits apply from the next render."""
+    """The reply templates in one folder; implements `ReplyRenderer`.
 
-    def __init__(self, templates_dir: Path, *, max_template_bytes: int = DEFAULT_MAX_TEMPLATE_BYTES) -> None:
+    It renders from a snapshot of the folder (`template_files.TemplateFiles`). A live store
+    (`TemplateStore(folder)`) takes a new snapshot whenever the files change, so edits apply from the
+    next render: what previews and one-off commands want. A pinned store
+    (`TemplateStore.pinned(files)`) never looks at the disk again: what the worker renders with, after
+    the snapshot passed `validate()`, so a broken edit never reaches a buyer.
+    """
+
+    def __init__(
+        self,
+        templates_dir: Path,
+        *,
+        max_template_bytes: int = DEFAULT_MAX_TEMPLATE_BYTES,
+        limits: RenderLimits = DEFAULT_LIMITS,
+    ) -> None:
         self._dir = Path(templates_dir)
         self._max_bytes = max_template_bytes
-        self._environments: dict[str, _ReplySandbox] = {}
+        self._limits = limits
+        self._live = True
+        self._files = TemplateFiles(root=self._dir, missing=True)
+        self._environments: dict[str, BoundedSandbox] = {}
+        self._refresh()
+
+    @classmethod
+    def pinned(cls, files: TemplateFiles, *, limits: RenderLimits = DEFAULT_LIMITS) -> TemplateStore:
+        """A store that renders exactly `files`, whatever happens to the folder afterwards."""
+        store = cls.__new__(cls)
+        store._dir = files.root
+        store._max_bytes = DEFAULT_MAX_TEMPLATE_BYTES
+        store._limits = limits
+        store._live = False
+        store._files = files
+        store._environments = {}
+        return store
+
+    @property
+    def files(self) -> TemplateFiles:
+        """The snapshot this store renders from."""
+        self._refresh()
+        return self._files
 
     def names(self) -> frozenset[str]:
         """Reply template names that exist in English, the fallback every language relies on."""
+        self._refresh()
         return frozenset(self._reply_names(DEFAULT_LANGUAGE))
 
     def languages(self) -> frozenset[str]:
         """Languages with at least one reply template of their own."""
-        return frozenset(d.name for d in self._language_dirs() if self._reply_names(d.name))
+        self._refresh()
+        return frozenset(d for d in self._language_dirs() if self._reply_names(d))
 
     def render(self, template: str, language: str, context: Mapping[str, object]) -> RenderedReply:
         """The reply body in the buyer's language, or in English when that language lacks this template."""
+        self._refresh()
         if not _NAME.fullmatch(template):
             raise ReplyTemplateNotFound(f"{template!r} is not a template name (lowercase letters, digits, _)")
         used = self._language_for(template, language)
@@ -195,22 +211,29 @@ class TemplateStore:
         if not text.strip():
             raise TemplateRenderError(f"{self._dir / used / template}{TEXT_SUFFIX}: the reply came out empty")
         html: str | None = None
-        if (self._dir / used / (template + HTML_SUFFIX)).is_file():
+        if self._files.exists(f"{used}/{template}{HTML_SUFFIX}"):
             html = _tidy(self._render(environment, used, template + HTML_SUFFIX, context))
         return RenderedReply(text=text, html=html, language=used, template=template)
 
     def validate(self) -> list[TemplateProblem]:
         """Every problem in every template file, each with file, line (when known) and a plain message."""
-        if not self._dir.is_dir():
+        self._refresh()
+        if self._files.missing:
             return [TemplateProblem(self._dir, None, "the templates folder does not exist")]
-        english = self.names()
+        english = frozenset(self._reply_names(DEFAULT_LANGUAGE))
         problems: list[TemplateProblem] = []
-        folders = [*self._language_dirs(), *[d for d in [self._dir / PARTIALS_DIR] if d.is_dir()]]
+        folders = [*self._language_dirs(), *[d for d in [PARTIALS_DIR] if d in self._files.folders()]]
         for folder in folders:
-            for path in self._files(folder.name):
-                problems.extend(self._check_placement(path, english))
-                problems.extend(self._check_file(path))
+            for relative in self._files.files(folder):
+                problems.extend(self._check_placement(relative, english))
+                problems.extend(self._check_file(relative))
         return list(dict.fromkeys(problems))  # a broken partial shows up once, not once per includer
+
+    def _refresh(self) -> None:
+        """A live store takes a new snapshot when the files changed (their metadata says so)."""
+        if self._live and (self._files.missing or fingerprint(self._dir) != self._files.fingerprint):
+            self._files = read_template_files(self._dir, max_bytes=self._max_bytes)
+            self._environments = {}
 
     # -- rendering ----------------------------------------------------------------------------------
 
@@ -218,20 +241,19 @@ class TemplateStore:
         base = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
         candidates = [base] if _LANGUAGE.fullmatch(base) else []
         for candidate in [*candidates, DEFAULT_LANGUAGE]:
-            if (self._dir / candidate / (template + TEXT_SUFFIX)).is_file():
+            if self._files.exists(f"{candidate}/{template}{TEXT_SUFFIX}"):
                 return candidate
         looked = dict.fromkeys([*candidates, DEFAULT_LANGUAGE])
         tried = " and ".join(f"{c}/{template}{TEXT_SUFFIX}" for c in looked)
         raise ReplyTemplateNotFound(f"no reply template {template!r}: looked for {tried} in {self._dir}")
 
-    def _environment(self, language: str) -> _ReplySandbox:
-        environment = self._environments.get(language)
+    def _environment(self, language: str) -> BoundedSandbox:
+        environments = self._environments
+        environment = environments.get(language)
         if environment is None:
-            loader = _CappedLoader(
-                [self._dir / language, self._dir / PARTIALS_DIR], root=self._dir, max_bytes=self._max_bytes
-            )
-            environment = _ReplySandbox(
-                loader=loader,
+            environment = BoundedSandbox(
+                limits=self._limits,
+                loader=SnapshotLoader(self._files, [language, PARTIALS_DIR]),
                 undefined=StrictUndefined,
                 # select_autoescape matches the whole suffix, so "html.j2" must be listed as such.
                 autoescape=select_autoescape(
@@ -245,12 +267,13 @@ class TemplateStore:
                 trim_blocks=True,
                 lstrip_blocks=True,
                 keep_trailing_newline=True,
+                auto_reload=False,
             )
-            self._environments[language] = environment
+            environments[language] = environment
         return environment
 
     def _render(
-        self, environment: _ReplySandbox, language: str, name: str, context: Mapping[str, object]
+        self, environment: BoundedSandbox, language: str, name: str, context: Mapping[str, object]
     ) -> str:
         path = self._dir / language / name
         try:
@@ -265,9 +288,10 @@ class TemplateStore:
 
     # -- validation ---------------------------------------------------------------------------------
 
-    def _check_placement(self, path: Path, english: frozenset[str]) -> list[TemplateProblem]:
-        name, suffix = _split(path)
-        folder = path.parent.name
+    def _check_placement(self, relative: str, english: frozenset[str]) -> list[TemplateProblem]:
+        path = self._files.path(relative)
+        folder, file_name = relative.split("/", 1)
+        name, suffix = _split(file_name)
         if suffix is None:
             return [TemplateProblem(path, None, f"template files end in {TEXT_SUFFIX} or {HTML_SUFFIX}")]
         if name.startswith("_") or folder == PARTIALS_DIR:
@@ -275,23 +299,21 @@ class TemplateStore:
         if not _NAME.fullmatch(name):
             return [TemplateProblem(path, None, "names use lowercase letters, digits and _ only")]
         problems = []
-        if suffix == HTML_SUFFIX and not (path.parent / (name + TEXT_SUFFIX)).is_file():
+        if suffix == HTML_SUFFIX and not self._files.exists(f"{folder}/{name}{TEXT_SUFFIX}"):
             problems.append(TemplateProblem(path, None, f"needs a plain-text {name}{TEXT_SUFFIX} next to it"))
         if suffix == TEXT_SUFFIX and folder != DEFAULT_LANGUAGE and name not in english:
             fallback = f"{DEFAULT_LANGUAGE}/{name}{TEXT_SUFFIX}"
             problems.append(TemplateProblem(path, None, f"no English version {fallback}, the fallback"))
         return problems
 
-    def _check_file(self, path: Path) -> list[TemplateProblem]:
-        size = path.stat().st_size
-        if size > self._max_bytes:
-            return [TemplateProblem(path, None, f"{size} bytes, over the limit of {self._max_bytes}")]
-        try:
-            source = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            return [TemplateProblem(path, None, f"not UTF-8 text (byte {exc.start} cannot be decoded)")]
-        language = DEFAULT_LANGUAGE if path.parent.name == PARTIALS_DIR else path.parent.name
-        environment = self._environment(language)
+    def _check_file(self, relative: str) -> list[TemplateProblem]:
+        path = self._files.path(relative)
+        refused = self._files.refused.get(relative)
+        if refused is not None:
+            return [TemplateProblem(path, None, str(refused).removeprefix(f"{path}: "))]
+        source = self._files.texts[relative]
+        folder = relative.split("/", 1)[0]
+        environment = self._environment(DEFAULT_LANGUAGE if folder == PARTIALS_DIR else folder)
         try:
             tree = environment.parse(source, path.name, str(path))
             code = environment.compile(tree, path.name, str(path))
@@ -304,7 +326,7 @@ class TemplateStore:
         seen: dict[tuple[Path, int | None, str], None] = {}
         for sample in _SAMPLES:
             try:
-                output = template.render(sample)
+                output = template.render(sample)  # bounded: a template over a limit fails here
             except Exception as exc:  # validation reports, never raises
                 file, line = _position(exc, path)
                 seen[(file, line, _describe(exc))] = None
@@ -315,25 +337,27 @@ class TemplateStore:
 
     # -- files --------------------------------------------------------------------------------------
 
-    def _language_dirs(self) -> list[Path]:
-        if not self._dir.is_dir():
-            return []
-        return sorted(d for d in self._dir.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
+    def _language_dirs(self) -> list[str]:
+        return [d for d in self._files.folders() if not d.startswith(("_", "."))]
 
     def _reply_names(self, folder: str) -> list[str]:
-        names = (_split(p) for p in self._files(folder))
+        names = (_split(r.split("/", 1)[1]) for r in self._files.files(folder))
         return [name for name, suffix in names if suffix == TEXT_SUFFIX and not name.startswith("_")]
 
-    def _files(self, folder: str) -> list[Path]:
-        directory = self._dir / folder
-        return sorted(p for p in directory.glob("*.j2") if p.is_file()) if directory.is_dir() else []
+
+def check_templates(root: Path) -> list[str]:
+    """One line per problem in the templates under `root` ("templates/en/x.txt.j2:3: ..."); [] when fine.
+
+    For health and other callers that only need to know whether the set is usable, and why not.
+    """
+    return [str(problem) for problem in TemplateStore(root).validate()]
 
 
-def _split(path: Path) -> tuple[str, str | None]:
+def _split(file_name: str) -> tuple[str, str | None]:
     for suffix in (TEXT_SUFFIX, HTML_SUFFIX):
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)], suffix
-    return path.name, None
+        if file_name.endswith(suffix):
+            return file_name[: -len(suffix)], suffix
+    return file_name, None
 
 
 def _tidy(text: str) -> str:
@@ -377,6 +401,8 @@ def _describe(exc: BaseException) -> str:
         return f"undefined: {exc}"
     if isinstance(exc, TemplateSyntaxError):
         return f"syntax error: {exc.message}"
+    if isinstance(exc, TemplateLimitError):
+        return f"limit: {exc}"
     if isinstance(exc, SecurityError):
         return f"sandbox: {exc}"
     if isinstance(exc, TemplateNotFound):

@@ -78,7 +78,7 @@ def _runtime(settings: Settings) -> Runtime:
     try:
         return build_runtime(settings)
     except RuleSetErrors as exc:
-        fail("the rules (routing, orders.toml or lexicons) are invalid; nothing was processed:\n" + str(exc))
+        fail("the rules (routing, lexicons or templates) are invalid; nothing was processed:\n" + str(exc))
     except RuleFileError as exc:
         fail(f"{exc}; nothing was processed")
 

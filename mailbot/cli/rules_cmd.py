@@ -108,10 +108,14 @@ def _context(
     templates_path = (
         Path(templates_dir) if templates_dir else default_templates or rules_path.parent / "templates"
     )
+    # The templates are part of the rule set wherever they were named (option or config); the folder
+    # next to the rules is only a guess, and is left out when it is not there.
+    named = bool(templates_dir) or default_templates is not None
     return RulesContext(
         rules_dir=rules_path,
         identity=identity,
         reading_config=_reading_config(rules_path) if reading else None,
+        templates_dir=templates_path if named or templates_path.is_dir() else None,
         known_templates=_template_names(templates_path),
         known_mailboxes=mailboxes,
         mailbox_addresses=addresses,
@@ -179,6 +183,8 @@ def _print_check(report: CheckReport, ctx: RulesContext) -> None:
     ruleset = report.ruleset
     languages = []
     for name, _sha in ruleset.files:
+        if name.startswith("templates/"):
+            continue
         if name.startswith("lexicons/"):
             languages.append(Path(name).stem)
         elif name != "orders.toml":
@@ -187,6 +193,11 @@ def _print_check(report: CheckReport, ctx: RulesContext) -> None:
     if languages:
         click.echo(f"{ctx.rules_dir / 'lexicons'}: {len(languages)} languages ({' '.join(languages)})")
     click.echo(f"{ctx.rules_dir / 'tests'}: {report.tests} tests")
+    if ctx.templates_dir is not None:
+        click.echo(
+            f"{ctx.templates_dir}: {len(report.templates)} template files, "
+            f"{len(report.template_languages)} languages ({' '.join(report.template_languages)})"
+        )
     off = [r.name for r in ruleset.rules if not r.enabled]
     if off:
         click.echo(f"switched off: {', '.join(off)}")
@@ -272,11 +283,14 @@ def _case_ref(value: str | None) -> str | None:
 
 
 def _load(ctx: RulesContext, directory: Path) -> RuleSet:
-    from mailbot.adapters.rulefiles import load_ruleset
+    """The rules in `directory`, with the templates in their version as the worker records it."""
+    from mailbot.adapters.templates import read_template_files
+    from mailbot.services.template_check import load_rules_and_templates
 
+    files = read_template_files(ctx.templates_dir) if ctx.templates_dir is not None else None
     try:
-        return load_ruleset(
-            directory, known_templates=ctx.known_templates, known_mailboxes=ctx.known_mailboxes
+        return load_rules_and_templates(
+            directory, files, known_templates=ctx.known_templates, known_mailboxes=ctx.known_mailboxes
         )
     except RuleSetErrors as problems:
         _print_errors(problems.errors)
@@ -586,7 +600,7 @@ def _print_stats(stats: RuleStats, ruleset: RuleSet) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(as_json: bool) -> None:
     """The rules the worker decides with now and, if a change was refused, why and since when."""
-    from mailbot.adapters.rulefiles import routing_version
+    from mailbot.services.template_check import version_on_disk
 
     settings = _settings(needed_for="rules status")
     assert settings is not None
@@ -597,7 +611,8 @@ def status_command(as_json: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     rules_dir = Path(status.rules_dir) if status and status.rules_dir else settings.rules_dir
-    on_disk = routing_version(rules_dir)
+    templates_dir = Path(status.templates_dir) if status and status.templates_dir else None
+    on_disk = version_on_disk(rules_dir, templates_dir)
     if as_json:
         _dump(
             {

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from mailbot.adapters.templates import TemplateStore
+from mailbot.adapters.templates import check_templates as check_templates_in
 from mailbot.services.rules_admin import RulesStatusFile
 from mailbot.store import health_queries as queries
 
@@ -119,7 +119,7 @@ TemplateCheck = Callable[[Path], list[str]]
 
 def template_problems(root: Path) -> list[str]:
     """One line per problem in the reply templates ("<file>:<line>: <what>"), as `rules check` sees them."""
-    return [str(problem) for problem in TemplateStore(root).validate()]
+    return check_templates_in(root)
 
 
 def check_health(

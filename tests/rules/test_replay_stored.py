@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from mailbot.core.decide import decide
-from mailbot.services import rules_admin
+from mailbot.services import rules_replay
 from mailbot.services.rules_admin import ReplayReport, replay_stored, stored_deciding_rule
 
 from .installation import (
@@ -338,7 +338,7 @@ def test_a_replay_does_not_keep_the_worker_from_recording_mail(
             recorded.append(connection.execute(text("UPDATE mailbox_cursor SET last_error = ''")).rowcount)
         return decide(*args, **kwargs)
 
-    monkeypatch.setattr(rules_admin, "decide", decide_while_the_worker_records)
+    monkeypatch.setattr(rules_replay, "decide", decide_while_the_worker_records)
     report = replay(installation, installation.draft(own_category_for_cancellations))
     assert report.counts()["changed"] == 5 and len(recorded) == 2 * 11
     worker.dispose()

@@ -120,14 +120,14 @@ def test_rules_that_are_gone_from_the_rules_in_charge_are_listed_after_them(stor
 
 def test_decisions_are_counted_by_the_rules_version_that_made_them(stored: Installation) -> None:
     stats = stats_of(stored)
-    assert stats.versions == ((load_ruleset(stored.rules_dir).version, 13),)
+    assert stats.versions == ((stored.runtime.rules.current().version, 13),)
 
 
 def test_the_stats_command_prints_the_table_and_the_unmatched_mail(stored: Installation) -> None:
     result = stored.mailbot("rules", "stats")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    version = load_ruleset(stored.rules_dir).short_version
+    version = stored.runtime.rules.current().short_version  # templates included
     assert (
         lines[0]
         == f"Rules in charge: version {version}. Decisions: 8 in the last 24 hours, 13 in the last 7 days."

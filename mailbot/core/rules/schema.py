@@ -150,8 +150,11 @@ class RuleSet:
 
 
 def _file_name(path: str) -> str:
-    """The name a rule file is shown and kept under: `routing.toml`, `orders.toml`, `lexicons/en.toml`."""
+    """The name a rule file is shown and kept under: `routing.toml`, `orders.toml`, `lexicons/en.toml`,
+    and for the reply templates versioned with the rules `templates/en/acknowledgement.txt.j2`."""
     pure = PurePath(path)
+    if pure.name.endswith(".j2"):
+        return f"templates/{pure.parent.name}/{pure.name}"
     return f"{pure.parent.name}/{pure.name}" if pure.parent.name == "lexicons" else pure.name
 
 
@@ -169,7 +172,8 @@ class RuleSetErrors(Exception):
 def ruleset_version(sources: Iterable[RuleSource]) -> str:
     digest = hashlib.sha256()
     for source in sources:
-        digest.update(PurePath(source.path).name.encode("utf-8") + b"\0")
+        name = _file_name(source.path) if source.path.endswith(".j2") else PurePath(source.path).name
+        digest.update(name.encode("utf-8") + b"\0")
         digest.update(source.text.encode("utf-8") + b"\0")
     return digest.hexdigest()
 
