@@ -119,6 +119,7 @@ class _Matchers:
     patterns: tuple[tuple[str, BoundedPattern], ...]
     digit_patterns: tuple[tuple[str, BoundedPattern], ...]
     url: re.Pattern[str]
+    strong_chain: re.Pattern[str]  # digit groups joined into one chain (see _chains)
     context_words: frozenset[str]  # one-word order words, lower case ("order", "pedido")
 
     @staticmethod
@@ -136,10 +137,19 @@ class _Matchers:
             patterns=tuple((name, bounded(rx)) for name, rx in config.decoy_patterns),
             digit_patterns=tuple((name, bounded(rx)) for name, rx in config.digit_patterns),
             url=re.compile(rf"(?i)[?&#;/](?:{params})[=/:]([0-9][0-9 -]*[0-9])" if params else r"(?!x)x"),
+            strong_chain=_strong_chain(config.max_group),
             context_words=frozenset(
                 word.lower().rstrip("*") for _, word in config.context_words if " " not in word.strip()
             ),
         )
+
+
+def _strong_chain(max_group: int) -> re.Pattern[str]:
+    """Groups of at most `max_group` digits joined by one space or dash, or one group alone."""
+    if max_group < 1:
+        return re.compile(r"(?P<one>[0-9]+)")
+    group = rf"[0-9]{{1,{max_group}}}(?![0-9])"
+    return re.compile(rf"(?P<chain>{group}(?:{_STRONG_GAP.pattern}{group})+)|(?P<one>[0-9]+)")
 
 
 def _is_spaced_letter(char: str) -> bool:
@@ -207,53 +217,39 @@ class _Candidate:
     text: str  # the normalised source text the offsets refer to
 
 
-def _chains(text: str, config: OrderConfig) -> list[tuple[int, int]]:
-    """Spans of digit groups that together may form one number.
+def _chains(text: str, config: OrderConfig) -> list[tuple[int, int, int]]:
+    """Spans of digit groups that together may form one number, with their digit counts.
 
     Groups joined by one space or dash form a chain when every group is short (≤ max_group).
     Across a line break, chains merge when one side is a fragment shorter than an order number
     (hard wrapping); across spaces or a dash on one line only when both are (a table keeps its
     columns, and a complete number keeps the quantity after it apart).
     """
-    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text)]
-    if not groups:
-        return []
-    # 1. strong chains
-    strong: list[list[tuple[int, int]]] = [[groups[0]]]
-    for prev, cur in itertools.pairwise(groups):
-        gap = text[prev[1] : cur[0]]
-        if (
-            _STRONG_GAP.fullmatch(gap)
-            and prev[1] - prev[0] <= config.max_group
-            and cur[1] - cur[0] <= config.max_group
-        ):
-            strong[-1].append(cur)
-        else:
-            strong.append([cur])
+    # 1. strong chains, found by one regular expression
+    strong = [
+        (m.start(), m.end(), m.end() - m.start() if m.lastgroup == "one" else len(_NON_DIGIT.sub("", m.group())))
+        for m in config._matchers.strong_chain.finditer(text)
+    ]
     # 2. weak merges
     spans: list[tuple[int, int, int]] = []  # start, end, digit count
-    for chain in strong:
-        start, end = chain[0][0], chain[-1][1]
-        count = sum(e - s for s, e in chain)
+    least, most = config.min_digits, config.max_digits
+    for start, end, count in strong:
         if spans:
             p_start, p_end, p_count = spans[-1]
-            gap = text[p_end:start]
-            fragment = (
-                (p_count < config.min_digits or count < config.min_digits)
-                if "\n" in gap
-                else (p_count < config.min_digits and count < config.min_digits)
-            )
-            if (
-                _WEAK_GAP.fullmatch(gap)
-                and fragment
-                and p_count + count <= config.max_digits
-                and max(p_count, count) >= 3
-                and not ("\n" in gap and _starts_list_item(text, start, end, p_start, p_count, config))
-            ):
-                spans[-1] = (p_start, end, p_count + count)
-                continue
+            # Cheap tests first: two complete numbers, or two too long together, never merge.
+            if (p_count < least or count < least) and p_count + count <= most and max(p_count, count) >= 3:
+                gap = text[p_end:start]
+                wrapped = "\n" in gap
+                fragment = wrapped or (p_count < least and count < least)
+                if (
+                    fragment
+                    and _WEAK_GAP.fullmatch(gap)
+                    and not (wrapped and _starts_list_item(text, start, end, p_start, p_count, config))
+                ):
+                    spans[-1] = (p_start, end, p_count + count)
+                    continue
         spans.append((start, end, count))
-    return [(s, e) for s, e, _ in spans]
+    return spans
 
 
 def _starts_list_item(
@@ -282,7 +278,10 @@ def _candidates(text: str, source: str, config: OrderConfig) -> tuple[list[_Cand
             found.append(_Candidate(digits, param.group(1), start, start + len(param.group(1)), "url", text))
     scanned = _mask(text, _URL) if ("http" in text or "www." in text) else text
     scanned = _mask(scanned, _EMAIL) if "@" in scanned else scanned
-    for start, end in _chains(scanned, config):
+    shortest = min(config.min_digits, 9)  # shorter runs can be neither orders nor worth a reason
+    for start, end, count in _chains(scanned, config):
+        if count < shortest:
+            continue
         written = scanned[start:end]
         digits = _NON_DIGIT.sub("", written)
         found.append(_Candidate(digits, written, start, end, source, scanned))
@@ -634,9 +633,9 @@ def _html_adds_digits(html: str, text: str, config: OrderConfig) -> bool:
     visible = normalise_digits(html_lib.unescape(_BLOCK_TAG.sub(" ", _INLINE_TAG.sub("", html))))
     plain = normalise_digits(text)
     known = _NON_DIGIT.sub("", plain)
-    seen = {_NON_DIGIT.sub("", plain[s:e]) for s, e in _chains(plain, config)}
+    seen = {_NON_DIGIT.sub("", plain[s:e]) for s, e, _ in _chains(plain, config)}
     lookups = 0
-    for s, e in _chains(visible, config):
+    for s, e, _ in _chains(visible, config):
         run = _NON_DIGIT.sub("", visible[s:e])
         if len(run) < 9 or run in seen:
             continue

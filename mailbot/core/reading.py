@@ -10,6 +10,7 @@ do not reply.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 from mailbot.core.automation import AutomationConfig, detect_automation
@@ -99,6 +100,7 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
 def language_text(mail: InboundMail) -> str:
     """The sender's own words: new text, else (a bare forward, a bounce) what there is."""
     for candidate in (mail.new_text, mail.text, mail.forwarded_text, mail.subject):
-        if sum(ch.isalpha() for ch in candidate) >= 3:
+        # Stop at the third letter: a long text is not read to the end to learn it has three.
+        if len(list(itertools.islice((ch for ch in candidate if ch.isalpha()), 3))) == 3:
             return candidate
     return mail.subject

@@ -13,6 +13,7 @@ of guessing. Plain text is split line by line on the conventions mail clients us
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import html as html_lib
 import re
@@ -86,14 +87,39 @@ _SIGNATURE_CONTAINERS = (
     "//div[@id='Signature']",
     "//div[@id='signature']",
 )
-_TAG = re.compile(r"<[^>]*>")
+# A tag holds no "<": a "<" left open ends the attempt at the next "<" instead of the end of the text.
+_TAG = re.compile(r"<[^<>]*>")
+_HIDDEN_OPEN = re.compile(r"(?i)<(script|style|head)\b")
+_LINE_TAG = re.compile(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^<>]*>")
 
 
 def _crude_html_text(html: str) -> str:
     """Last resort when lxml cannot build a tree (empty or binary 'HTML')."""
-    text = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", html)
-    text = re.sub(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^>]*>", "\n", text)
+    text = _LINE_TAG.sub("\n", _without_hidden(html))
     return html_lib.unescape(_TAG.sub("", text))
+
+
+def _without_hidden(html: str) -> str:
+    """The HTML without <script>, <style> and <head> elements. Each closing tag is looked up once
+    (a regex with a lazy ".*?" read to the end of the text for every unclosed opening)."""
+    closings: dict[str, list[int]] = {}
+    out: list[str] = []
+    done = 0
+    for opening in _HIDDEN_OPEN.finditer(html):
+        if opening.start() < done:
+            continue
+        name = opening.group(1).lower()
+        if name not in closings:
+            closings[name] = [m.end() for m in re.finditer(rf"(?i)</{name}\s*>", html)]
+        ends = closings[name]
+        i = bisect.bisect_right(ends, opening.end() - 1)
+        if i == len(ends):
+            continue  # never closed: left as it is, like the regex did
+        out.append(html[done : opening.start()])
+        out.append(" ")
+        done = ends[i]
+    out.append(html[done:])
+    return "".join(out)
 
 
 def _mark(element: lxml.html.HtmlElement, text: str, *, after: bool) -> None:
@@ -245,13 +271,15 @@ _HEADER_SUBJECT = (
     r"subject|betreff|objet|asunto|assunto|oggetto|onderwerp|ämne|emne|тема|主题|主旨|件名|konu|chủ đề|"
     r"tiêu đề|perihal|subjek|الموضوع|temat|předmět|제목"
 )
-_FROM_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_FROM})\s*\*?\s*[:：]", re.IGNORECASE)
-_DATE_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_DATE})\s*\*?\s*[:：]", re.IGNORECASE)
-_SUBJECT_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_SUBJECT})\s*\*?\s*[:：]", re.IGNORECASE)
-_OTHER_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_OTHER})\s*\*?\s*[:：]", re.IGNORECASE)
+# Possessive quantifiers (*+): no label starts with a blank, "*" or ">", and "\s*\*?\s*" could
+# split one long run of blanks in quadratically many ways before giving up.
+_FROM_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_FROM})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
+_DATE_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_DATE})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
+_SUBJECT_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_SUBJECT})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
+_OTHER_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_OTHER})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
 
 _FORWARD_MARKER = re.compile(
-    r"^[\s>*_=-]*(?:forwarded message|begin forwarded message|forwarded by\b.*|weitergeleitete nachricht|"
+    r"^[\s>*_=-]*+(?:forwarded message|begin forwarded message|forwarded by\b.*|weitergeleitete nachricht|"
     r"anfang der weitergeleiteten nachricht|message transféré|message transfere|début du message réexpédié|"
     r"message transmis|mensaje reenviado|inicio del mensaje reenviado|mensaje original reenviado|"
     r"mensagem encaminhada|início da mensagem encaminhada|início da mensagem reencaminhada|"
@@ -260,18 +288,18 @@ _FORWARD_MARKER = re.compile(
     r"転送されたメッセージ|iletilen mesaj|iletilmiş mesaj|tin nhắn đã chuyển tiếp|thư đã chuyển tiếp|"
     r"thư chuyển tiếp|pesan terusan|pesan yang diteruskan|الرسالة المعاد توجيهها|رسالة معاد توجيهها|"
     r"rozesłana wiadomość|přeposlaná zpráva|videresendt meddelelse|vidarebefordrat meddelande)"
-    r"[\s*_=:-]*$",
+    r"[\s*_=:-]*+$",
     re.IGNORECASE,
 )
 _ORIGINAL_MARKER = re.compile(
-    r"^[\s>*_=-]*(?:original message|original-nachricht|ursprüngliche nachricht|message d'origine|"
+    r"^[\s>*_=-]*+(?:original message|original-nachricht|ursprüngliche nachricht|message d'origine|"
     r"message d’origine|mensaje original|mensagem original|messaggio originale|oorspronkelijk bericht|"
     r"исходное сообщение|原始邮件|原始郵件|元のメッセージ|orijinal mesaj|özgün ileti|thư gốc|pesan asli|"
     r"الرسالة الأصلية|původní zpráva|oryginalna wiadomość|alkuperäinen viesti|opprinnelig melding|"
-    r"ursprungligt meddelande|oprindelig meddelelse|reply message|回复的原邮件)[\s*_=:-]*$",
+    r"ursprungligt meddelande|oprindelig meddelelse|reply message|回复的原邮件)[\s*_=:-]*+$",
     re.IGNORECASE,
 )
-_RULE_LINE = re.compile(r"^\s*[_\-=—–]{8,}\s*$")
+_RULE_LINE = re.compile(r"^\s*+[_\-=—–]{8,}+\s*+$")
 
 # A subject that says the mail forwards something; then an Outlook header block is forwarded content.
 FORWARD_SUBJECT = re.compile(
@@ -291,7 +319,7 @@ _MOBILE_FOOTER = re.compile(
     re.IGNORECASE,
 )
 _DISCLAIMER = re.compile(
-    r"^\W*(?:confidential(?:ity)?(?: notice| note| statement)?\s*[:：]|disclaimer\b|"
+    r"^\W*+(?:confidential(?:ity)?(?: notice| note| statement)?\s*[:：]|disclaimer\b|"
     r"this (?:e-?mail|message) (?:and any|is intended|contains|may contain)|"
     r"the (?:contents|information) (?:of|in|contained in) this (?:e-?mail|message)|"
     r"avis de confidentialité|aviso de confidencialidad|aviso legal|vertraulichkeitshinweis|"
@@ -317,7 +345,7 @@ _VALEDICTION = re.compile(
     r"مع تحياتي|مع التحية|شكرا|شكراً|شكرًا|وشكرا|تحياتي|"
     r"谢谢|謝謝|此致|敬礼|祝好|顺祝商祺|顺颂商祺|多谢|感谢|"
     r"よろしくお願いします|よろしくお願いいたします|よろしくお願い致します|宜しくお願いします|以上)"
-    r"\s*[,.!！。，、]*\s*$",
+    r"\s*+[,.!！。，、]*+\s*+$",
     re.IGNORECASE,
 )
 _REPLY_PARSER_HINT = re.compile(
@@ -567,18 +595,36 @@ def _signature_start(lines: list[str], new_lines: list[int], marked: int | None)
             return k
         if content_seen and _DISCLAIMER.match(stripped):
             return k
-        if content_seen and _VALEDICTION.match(stripped) and _is_sign_off(lines, new_lines[pos + 1 :]):
-            following = [j for j in new_lines[pos + 1 :] if lines[j].strip()]
-            return following[0] if following else None
+        if content_seen and _VALEDICTION.match(stripped):
+            following = _following_lines(lines, new_lines, pos + 1)
+            if _is_sign_off(lines, following):
+                return following[0] if following else None
         content_seen = True
     return marked
 
 
-def _is_sign_off(lines: list[str], rest: list[int]) -> bool:
+# A sign-off is followed by a short block; more non-empty lines than this are more paragraphs.
+_SIGN_OFF_BLOCK = 30
+
+
+def _following_lines(lines: list[str], new_lines: list[int], pos: int) -> list[int]:
+    """The non-empty new lines from `pos` on, up to one more than a sign-off block may have (a
+    mail of thousands of "Thanks" lines is not re-read to its end for every one of them)."""
+    found: list[int] = []
+    for k in range(pos, len(new_lines)):
+        j = new_lines[k]
+        if lines[j].strip():
+            found.append(j)
+            if len(found) > _SIGN_OFF_BLOCK:
+                break
+    return found
+
+
+def _is_sign_off(lines: list[str], following: list[int]) -> bool:
     """After "Regards," comes a short name line and a contact block, not more paragraphs."""
-    following = [lines[j].strip() for j in rest if lines[j].strip()]
     if not following:
         return True
-    if len(following) > 30:
+    if len(following) > _SIGN_OFF_BLOCK:
         return False
-    return len(following[0].split()) <= 6 and len(following[0]) <= 60
+    first = lines[following[0]].strip()
+    return len(first.split()) <= 6 and len(first) <= 60
