@@ -193,7 +193,7 @@ class PatternBank:
         combined = compiled[1]
         if combined is not None:
             try:
-                return frozenset(combined.Match(text))
+                return frozenset(combined.Match(text) or ())
             except Exception:  # RE2's memory budget for the set ran out on this text
                 pass
         return frozenset(i for i, p in enumerate(patterns) if p.search(text) is not None)

@@ -278,8 +278,9 @@ def _matches(label: str, text: Callable[[RuleFacts], str]) -> Callable[[Any, Voc
         index = bank.add(pattern)
         miss = Verdict(False, f"{label} does not match /{pattern.source}/")
 
+        key = (id(bank), label)
+
         def check(facts: RuleFacts) -> Verdict:
-            key = (id(bank), label)
             hits: frozenset[int] | None = facts.memo.get(key)
             if hits is None:
                 hits = facts.memo[key] = bank.matching(text(facts)[:MAX_TEXT])
