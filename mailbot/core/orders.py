@@ -201,6 +201,8 @@ _LINK_CLOSE = re.compile(r"(?i)</a\s*>")
 # Starts only where an address can start, so a long run of word characters without a domain
 # is tried once, not once per character.
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: How the reason of the numbers left unjudged (past `max_candidates`) begins.
+NOT_READ = "not read: "
 # Longer texts are shortened in the list of rejected numbers a decision keeps.
 _MAX_SHOWN = 60
 _AMOUNT_BEFORE = re.compile(r"(?i)(?:[$€£¥₹₽]|\b(?:usd|eur|rmb|cny|gbp|jpy|inr|rub|aed|sar|idr|vnd))\s*$")
@@ -573,7 +575,7 @@ def _consider(
             RejectedCandidate(
                 f"{skipped} more numbers",
                 source,
-                f"not read: only the first {budget.limit} numbers of a mail are judged",
+                f"{NOT_READ}only the first {budget.limit} numbers of a mail are judged",
             )
         )
 

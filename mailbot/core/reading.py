@@ -17,7 +17,7 @@ from mailbot.core.automation import AutomationConfig, detect_automation
 from mailbot.core.conversation import thread_keys
 from mailbot.core.intent import IntentLexicon, classify_intent
 from mailbot.core.language import LanguageProfile, detect_language
-from mailbot.core.orders import OrderConfig, extract_orders
+from mailbot.core.orders import NOT_READ, OrderConfig, extract_orders
 from mailbot.core.parse import parse
 from mailbot.core.types import (
     AutomationKind,
@@ -70,6 +70,11 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     except Exception as exc:
         problems.append(_failed("order extraction", exc))
         orders = OrderExtraction(orders=())
+    problems.extend(
+        f"order extraction: {r.text} in {r.source} were not read ({r.reason.removeprefix(NOT_READ)})"
+        for r in orders.rejected
+        if r.reason.startswith(NOT_READ)
+    )
     try:
         language = detect_language(language_text(mail), config.languages, config.profiles)
     except Exception as exc:
