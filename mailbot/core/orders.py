@@ -65,8 +65,14 @@ def _digit_table() -> dict[int, int]:
 _DIGITS = _digit_table()
 
 
+# A decimal digit outside ASCII (Arabic-Indic, Devanagari...): only then is the text translated,
+# which costs a dictionary look-up per character of a non-ASCII text.
+_FOREIGN_DIGIT = re.compile(r"[^\x00-\x7f\D]")
+
+
 def normalise_digits(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_DIGITS)
+    text = unicodedata.normalize("NFKC", text)
+    return text.translate(_DIGITS) if not text.isascii() and _FOREIGN_DIGIT.search(text) else text
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ _SENTINELS = (QUOTE_START, QUOTE_END, SIGNATURE_START)
 _INSCRIPTIS_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], table_cell_separator=" | ")
 
 # Invisible characters, and NUL, which no text means and PostgreSQL refuses to store.
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\x00\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# (A regex, not str.translate, which looks up a table for every character of a non-ASCII text.)
+_ZERO_WIDTH = re.compile("[\x00\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class TextSplit:
 
 def normalise(text: str) -> str:
     """NFKC (full-width digits and colons, NBSP) and `\\n` line ends, so later regexes see one form."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_ZERO_WIDTH)
+    text = _ZERO_WIDTH.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = unicodedata.normalize("NFKC", text)
     return "\n".join(line.rstrip() for line in text.split("\n"))
 
@@ -91,6 +92,12 @@ _SIGNATURE_CONTAINERS = (
 _TAG = re.compile(r"<[^<>]*>")
 _HIDDEN_OPEN = re.compile(r"(?i)<(script|style|head)\b")
 _LINE_TAG = re.compile(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^<>]*>")
+
+
+#: HTML larger than this is converted without layout (no table columns, no quote containers):
+#: inscriptis lays out a 1 MB table in seconds, and no buyer writes half a megabyte of markup.
+MAX_LAYOUT_HTML = 500_000
+_DATA_URI = re.compile(r"""data:[^"'\s)>]{256,}""")
 
 
 def _crude_html_text(html: str) -> str:
@@ -142,6 +149,10 @@ def html_to_text(html: str, *, mark_quotes: bool = False) -> str:
     with the sentinels that `split_message` understands. Never raises."""
     if not html.strip():
         return ""
+    if len(html) > MAX_LAYOUT_HTML:
+        html = _DATA_URI.sub("data:", html)  # pictures written into the HTML are not text
+        if len(html) > MAX_LAYOUT_HTML:
+            return _crude_html_text(html)
     try:
         tree = lxml.html.document_fromstring(html)
     except Exception:  # lxml raises several types on junk; any of them means "no tree"
