@@ -65,8 +65,10 @@ def _lookalikes(size: int, rng: random.Random) -> str:
         lambda: f"IBAN DE{rng.randrange(10, 99)} 3704 0044 0532 0130 {rng.randrange(10, 99)}",
         lambda: f"UPS 1Z 999 AA1 01 2345 {rng.randrange(1000, 9999)}",
         lambda: f"tracking RR{rng.randrange(100000000, 999999999)}CN",
-        lambda: f"order no. {rng.randrange(1000, 9999)}-{rng.randrange(1000, 9999)}-{rng.randrange(1000, 9999)}-"
-        f"{rng.randrange(1000, 9999)}",
+        lambda: (
+            f"order no. {rng.randrange(1000, 9999)}-{rng.randrange(1000, 9999)}-{rng.randrange(1000, 9999)}-"
+            f"{rng.randrange(1000, 9999)}"
+        ),
         lambda: f"VAT {rng.randrange(10**11, 10**12)}",
         lambda: f"PI No. PI-2026-{rng.randrange(10**7, 10**8)}",
         lambda: f"USD {rng.randrange(10**6, 10**9)}.{rng.randrange(10, 99)}",
@@ -115,11 +117,15 @@ def _text_cases() -> dict[str, Callable[[], bytes]]:
             "text/html",
         ),
         "body-quoted-1mb": lambda: _message(
-            "Re: order", "See below.\n\n" + "> On Mon, Buyer wrote:\n> order 1625 3498 7612 3451\n" * (MB // 50)
+            "Re: order",
+            "See below.\n\n" + "> On Mon, Buyer wrote:\n> order 1625 3498 7612 3451\n" * (MB // 50),
         ),
         "body-words-1mb": lambda: _message(
             "cancel",
-            " ".join(rng.choice(["cancel", "report", "wrong", "order", "regards", "-- ", "From:", "x"]) for _ in range(MB // 6)),
+            " ".join(
+                rng.choice(["cancel", "report", "wrong", "order", "regards", "-- ", "From:", "x"])
+                for _ in range(MB // 6)
+            ),
         ),
     }
 
@@ -159,10 +165,8 @@ def run_text_case(name: str) -> dict[str, object]:
 def _extra_rules(kind: str, count: int) -> str:
     rules = []
     for i in range(count):
-        if kind == "plain":
-            pattern = rf"^(urgent|asap)[ -]{i}\b|order\s*#?{i:06d}$"
-        else:  # nested quantifiers: exponential in a backtracking engine
-            pattern = rf"^(a+)+b{i}$"
+        # "nested": exponential in a backtracking engine
+        pattern = rf"^(urgent|asap)[ -]{i}\b|order\s*#?{i:06d}$" if kind == "plain" else rf"^(a+)+b{i}$"
         rules.append(
             f'[[rule]]\nname = "extra-{i}"\nwhen.subject_matches = {json.dumps(pattern)}\n'
             f'then.category = "extra_{i}"\n'
@@ -222,7 +226,16 @@ def _corpus_files(name: str, work: Path) -> list[Path]:
     out = work / "bench-corpus-2000-42"
     if not (out / "manifest.jsonl").is_file():
         subprocess.run(
-            [sys.executable, str(SHARED / "bench" / "gen_corpus.py"), "--n", "2000", "--seed", "42", "--out", str(out)],
+            [
+                sys.executable,
+                str(SHARED / "bench" / "gen_corpus.py"),
+                "--n",
+                "2000",
+                "--seed",
+                "42",
+                "--out",
+                str(out),
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -269,10 +282,14 @@ def run_one(name: str, work: Path) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("cases", nargs="*", help=f"cases to run (default: all): {', '.join(all_cases())}")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a case is stopped")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()), help="where the corpus goes")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()), help="where the corpus goes"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one case in this process, print JSON
     args = parser.parse_args()
     if args.one:

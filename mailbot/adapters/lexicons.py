@@ -134,7 +134,7 @@ def _orders_file(source: _Source) -> dict[str, Any]:
                 raise source.error(f"format.{name}", f"expected a whole number, found {number!r}")
             values[name] = number
     if values.get("max_candidates", 1) < 1:
-        raise source.error("format.max_candidates", "expected at least 1 (how many numbers of a mail are judged)")
+        raise source.error("format.max_candidates", "expected at least 1 (the numbers judged per mail)")
     if values.get("min_digits", 12) > values.get("max_digits", 20):
         raise source.error("format.min_digits", "min_digits is larger than max_digits")
     if "prefixes" in fmt:

@@ -18,6 +18,7 @@ Many patterns over one text are matched in one pass with an RE2 set (`PatternBan
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,7 +162,11 @@ def bounded(pattern: str, *, ignore_case: bool = False) -> BoundedPattern:
     try:
         compiled = re2.compile(translated, _options(ignore_case))
     except re2.error as exc:
-        message = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        message = (
+            exc.args[0].decode("utf-8", "replace")
+            if exc.args and isinstance(exc.args[0], bytes)
+            else str(exc)
+        )
         raise PatternProblem(_plain_reason(pattern, message)) from None
     return BoundedPattern(pattern, ignore_case, compiled)
 
@@ -192,10 +197,8 @@ class PatternBank:
             self._compiled = compiled
         combined = compiled[1]
         if combined is not None:
-            try:
+            with contextlib.suppress(Exception):  # RE2's memory budget for the set ran out on this text
                 return frozenset(combined.Match(text) or ())
-            except Exception:  # RE2's memory budget for the set ran out on this text
-                pass
         return frozenset(i for i, p in enumerate(patterns) if p.search(text) is not None)
 
     def _build(self, patterns: list[BoundedPattern]) -> Any:

@@ -110,7 +110,9 @@ class TextLines:
             self._first_text[start] = first
         return first >= end
 
-    def column_heading(self, heading_start: int, line_start: int, position: int) -> tuple[int, int, int | None]:
+    def column_heading(
+        self, heading_start: int, line_start: int, position: int
+    ) -> tuple[int, int, int | None]:
         """Where the heading of a number at `position` stands in the line above, and where the
         number's table cell starts. In a table that is the heading of the number's own column
         ("Trade Assurance order | PO No." above "9120 4471 8836 0052 | 2026-PO-55810"); otherwise

@@ -16,7 +16,6 @@ number carries its reasons; every rejected one says why it was rejected.
 from __future__ import annotations
 
 import html as html_lib
-import itertools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -235,7 +234,7 @@ def _chains(text: str, config: OrderConfig) -> list[tuple[int, int, int]]:
     """
     # 1. strong chains, found by one regular expression
     strong = [
-        (m.start(), m.end(), m.end() - m.start() if m.lastgroup == "one" else len(_NON_DIGIT.sub("", m.group())))
+        (m.start(), m.end(), m.end() - m.start() if m.lastgroup == "one" else _digit_count(m.group()))
         for m in config._matchers.strong_chain.finditer(text)
     ]
     # 2. weak merges
@@ -258,6 +257,10 @@ def _chains(text: str, config: OrderConfig) -> list[tuple[int, int, int]]:
                     continue
         spans.append((start, end, count))
     return spans
+
+
+def _digit_count(text: str) -> int:
+    return len(_NON_DIGIT.sub("", text))
 
 
 def _starts_list_item(
@@ -402,9 +405,10 @@ def _judge(c: _Candidate, scan: _Scan, words: WordsNear | None) -> _Verdict:
             # Nothing on the line (or in its table cell) before it: a value under a heading.
             previous_start = scan.lines.previous_line_start(line_start) if line_start else 0
             lo, hi, cell_start = scan.lines.column_heading(previous_start, line_start, c.start)
-            alone = (
-                scan.lines.blank_between(cell_start, c.start) if cell_start is not None else not before.strip()
-            )
+            if cell_start is not None:
+                alone = scan.lines.blank_between(cell_start, c.start)
+            else:
+                alone = not before.strip()
             heading = words.before(lo, hi) if alone or line_start == window_start else None
             if heading is not None and heading.phrase.tag == "order":
                 reasons.append(f"under the heading {_named(heading)}")

@@ -1,4 +1,4 @@
-"""Supervisors' patterns: matched by RE2 in linear time, with Python's Unicode classes, or refused in plain words."""
+"""Supervisors' patterns: matched by RE2 in linear time, with Unicode classes, or refused in plain words."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from mailbot.core.bounded_patterns import PatternBank, PatternProblem, bounded
         (r"(?P<w>a)(?P=w)", "uses a back-reference, which cannot be matched in bounded time"),
         (r"cancel(?=led)", "uses a look-ahead or look-behind, which cannot be matched in bounded time"),
         (r"(?<!not )cancel", "uses a look-ahead or look-behind, which cannot be matched in bounded time"),
-        (r"a++", "uses an atomic group or a possessive quantifier, which the bounded matcher does not support"),
+        (
+            r"a++",
+            "uses an atomic group or a possessive quantifier, which the bounded matcher does not support",
+        ),
         (r"(?x) a b", "uses a comment or the verbose flag (?x), which the bounded matcher does not support"),
         (r"a{2000}", "repeats something more than 1000 times, which the bounded matcher does not allow"),
         (r"(urgent", "not a valid pattern: missing ), unterminated subpattern at position 0"),

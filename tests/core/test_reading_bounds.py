@@ -45,7 +45,9 @@ def with_text(text: str, subject: str = "x") -> InboundMail:
 
 def test_a_line_of_8000_order_numbers_yields_the_cap_and_a_recorded_reason() -> None:
     numbers = order_numbers(8000)
-    reading = read(message("orders", "Please cancel orders " + " ".join(numbers) + "\n"), identity=US, config=CONFIG)
+    reading = read(
+        message("orders", "Please cancel orders " + " ".join(numbers) + "\n"), identity=US, config=CONFIG
+    )
     assert len(reading.orders.orders) == CONFIG.orders.max_candidates == 1000
     assert reading.orders.numbers[:3] == tuple(numbers[:3])
     unread = [r for r in reading.orders.rejected if r.reason.startswith(NOT_READ)]
@@ -58,7 +60,9 @@ def test_a_line_of_8000_order_numbers_yields_the_cap_and_a_recorded_reason() -> 
 
 
 def test_a_mail_under_the_cap_records_nothing_unread() -> None:
-    reading = read(message("order", "order " + " ".join(order_numbers(20)) + "\n"), identity=US, config=CONFIG)
+    reading = read(
+        message("order", "order " + " ".join(order_numbers(20)) + "\n"), identity=US, config=CONFIG
+    )
     assert len(reading.orders.orders) == 20
     assert not any(r.reason.startswith(NOT_READ) for r in reading.orders.rejected)
     assert not any("not read" in d for d in reading.mail.defects)
@@ -92,7 +96,9 @@ def test_look_alikes_a_megabyte_long_are_still_told_apart() -> None:
     rng = random.Random(4)
     pieces = []
     for number in order_numbers(30_000, seed=5):
-        pieces.append(rng.choice([f"Tel: +86 {number[:3]} {number[3:7]} {number[7:11]}", f"IBAN DE89 {number}"]))
+        pieces.append(
+            rng.choice([f"Tel: +86 {number[:3]} {number[3:7]} {number[7:11]}", f"IBAN DE89 {number}"])
+        )
     pieces.insert(10, "order no. 1625 3498 7612 3451")
     found = extract_orders(with_text(" ".join(pieces)[:1_000_000]), CONFIG.orders)
     assert found.numbers == ("1625349876123451",)
@@ -101,7 +107,8 @@ def test_look_alikes_a_megabyte_long_are_still_told_apart() -> None:
 def test_unclosed_tags_and_links_do_not_hide_an_order_link() -> None:
     html = (
         "<p>" + "<a href='https://x.example/" * 3000 + "<" * 20_000 + "<span " * 5000 + "</p>"
-        '<p>Please cancel <a href="https://biz.example/detail.htm?orderId=5505840392770013">this order</a></p>'
+        '<p>Please cancel <a href="https://biz.example/detail.htm?orderId=5505840392770013">'
+        "this order</a></p>"
     )
     reading = read(message("cancel", html, "text/html"), identity=US, config=CONFIG)
     assert reading.orders.numbers == ("5505840392770013",)
@@ -117,7 +124,11 @@ def test_an_order_link_among_ordinary_links_is_shown_with_its_number() -> None:
 
 
 def test_html_past_the_layout_limit_is_converted_without_layout() -> None:
-    html = "<html><body>" + "<p>filler text</p>" * (MAX_LAYOUT_HTML // 18) + "<p>order 1625 3498 7612 3451</p></body></html>"
+    html = (
+        "<html><body>"
+        + "<p>filler text</p>" * (MAX_LAYOUT_HTML // 18)
+        + "<p>order 1625 3498 7612 3451</p></body></html>"
+    )
     text = html_to_text(html)
     assert "order 1625 3498 7612 3451" in text
     assert "<p>" not in text
@@ -125,7 +136,8 @@ def test_html_past_the_layout_limit_is_converted_without_layout() -> None:
 
 def test_pictures_written_into_html_do_not_count_towards_the_layout_limit() -> None:
     picture = "data:image/png;base64," + "A" * MAX_LAYOUT_HTML
-    html = f'<table><tr><td>Order</td><td>PO</td></tr><tr><td>1625</td><td>77</td></tr></table><img src="{picture}">'
+    table = "<table><tr><td>Order</td><td>PO</td></tr><tr><td>1625</td><td>77</td></tr></table>"
+    html = f'{table}<img src="{picture}">'
     assert "Order | PO" in html_to_text(html)
 
 
@@ -137,7 +149,11 @@ def test_a_long_run_of_blanks_after_a_header_word_is_not_a_header_block() -> Non
 
 
 def test_twenty_thousand_thank_you_lines_are_read_once() -> None:
-    body = "Please cancel order 1625 3498 7612 3451\n" + "Thanks\nand here is one more paragraph of what I wanted to say\n" * 20_000 + "Thanks\nAna\n"
+    body = (
+        "Please cancel order 1625 3498 7612 3451\n"
+        + "Thanks\nand here is one more paragraph of what I wanted to say\n" * 20_000
+        + "Thanks\nAna\n"
+    )
     split = split_message(body)
     assert split.signature == "Ana"
 

@@ -1,4 +1,4 @@
-"""Patterns supervisors write are matched in bounded time; one that cannot be is refused, with file and line."""
+"""Supervisors' patterns are matched in bounded time; one that cannot be is refused, with file and line."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ GOOD = '[[rule]]\nname = "ok"\nwhen.intent = "cancellation"\nthen.category = "ca
 
 
 def pattern_rule(name: str, pattern: str, predicate: str = "subject_matches") -> str:
-    return f"\n[[rule]]\nname = \"{name}\"\nwhen.{predicate} = '{pattern}'\nthen.category = \"{name.replace('-', '_')}\"\n"
+    category = name.replace("-", "_")
+    return f'\n[[rule]]\nname = "{name}"\nwhen.{predicate} = \'{pattern}\'\nthen.category = "{category}"\n'
 
 
 def refusal(rules: Callable[..., RuleSet], text: str) -> str:
@@ -70,7 +71,9 @@ def test_word_classes_mean_letters_of_every_script(
     assert 'at "отменить инспекцию"' in routed.trace[0].why
 
 
-def test_a_word_edge_against_a_non_latin_letter_is_refused_with_the_fix(rules: Callable[..., RuleSet]) -> None:
+def test_a_word_edge_against_a_non_latin_letter_is_refused_with_the_fix(
+    rules: Callable[..., RuleSet],
+) -> None:
     said = refusal(rules, pattern_rule("ru", r"\bзаказ"))
     assert "\\b next to 'з'" in said and "leave the \\b out" in said
 
@@ -93,7 +96,7 @@ def test_a_thousand_pattern_rules_each_record_their_miss_and_the_matching_one_de
 def test_an_orders_file_pattern_that_cannot_be_bounded_is_refused_with_its_line(tmp_path: Path) -> None:
     shutil.copytree(REPO / "rules" / "lexicons", tmp_path / "lexicons")
     (tmp_path / "orders.toml").write_text(
-        '[[decoy_patterns]]\nname = "a phone"\nregex = \'(?<!\\d)\\+86[0-9 ]{8,}\'\n', encoding="utf-8"
+        "[[decoy_patterns]]\nname = \"a phone\"\nregex = '(?<!\\d)\\+86[0-9 ]{8,}'\n", encoding="utf-8"
     )
     with pytest.raises(RuleFileError) as raised:
         load_reading_config(tmp_path)

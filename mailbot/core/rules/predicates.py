@@ -211,7 +211,8 @@ def _body(facts: RuleFacts) -> str:
     found: str | None = facts.memo.get(_body)
     if found is None:
         mail = facts.reading.mail
-        found = facts.memo[_body] = (mail.new_text[:MAX_TEXT] + "\n" + mail.forwarded_text[:MAX_TEXT])[:MAX_TEXT]
+        found = (mail.new_text[:MAX_TEXT] + "\n" + mail.forwarded_text[:MAX_TEXT])[:MAX_TEXT]
+        facts.memo[_body] = found
     return found
 
 
