@@ -279,24 +279,43 @@ def _mask(text: str, pattern: re.Pattern[str]) -> str:
     return pattern.sub(lambda m: " " * len(m.group(0)), text)
 
 
-def _candidates(text: str, source: str, config: OrderConfig) -> tuple[list[_Candidate], str]:
-    """Digit chains in one source text (URLs and e-mail addresses masked), plus the text scanned."""
+def _candidates(
+    text: str, source: str, config: OrderConfig, budget: _Budget
+) -> tuple[list[_Candidate], str, int]:
+    """Digit chains in one source text (URLs and e-mail addresses masked), the text scanned, and
+    how many numbers of an order's length were left unjudged because the mail's budget ran out
+    (those are only counted, not built)."""
     found: list[_Candidate] = []
+    skipped = 0
+
+    def admitted(count: int) -> bool:
+        nonlocal skipped
+        if not config.min_digits <= count <= config.max_digits:
+            return budget.reasons > 0  # rejected at once by its length: worth building for its reason
+        if budget.left <= 0:
+            skipped += 1
+            return False
+        budget.left -= 1
+        return True
+
     for url in _URL.finditer(text) if ("http" in text or "www." in text) else ():
         for param in config._matchers.url.finditer(url.group(0)):
             digits = _NON_DIGIT.sub("", param.group(1))
             start = url.start() + param.start(1)
-            found.append(_Candidate(digits, param.group(1), start, start + len(param.group(1)), "url", text))
+            if admitted(len(digits)):
+                found.append(
+                    _Candidate(digits, param.group(1), start, start + len(param.group(1)), "url", text)
+                )
     scanned = _mask(text, _URL) if ("http" in text or "www." in text) else text
     scanned = _mask(scanned, _EMAIL) if "@" in scanned else scanned
     shortest = min(config.min_digits, 9)  # shorter runs can be neither orders nor worth a reason
     for start, end, count in _chains(scanned, config):
-        if count < shortest:
+        if count < shortest or not admitted(count):
             continue
         written = scanned[start:end]
-        digits = _NON_DIGIT.sub("", written)
+        digits = written if count == end - start else _NON_DIGIT.sub("", written)
         found.append(_Candidate(digits, written, start, end, source, scanned))
-    return found, scanned
+    return found, scanned, skipped
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,6 +560,7 @@ class _Budget:
     def __init__(self, limit: int) -> None:
         self.left = limit
         self.limit = limit
+        self.reasons = limit  # rejected numbers kept with their reason
 
 
 def _shown(written: str) -> str:
@@ -559,19 +579,14 @@ def _consider(
 ) -> None:
     if not source_text or not _ANY_DIGIT.search(source_text):
         return
-    candidates, scanned = _candidates(normalise_digits(source_text), source, config)
+    candidates, scanned, skipped = _candidates(normalise_digits(source_text), source, config, budget)
     scan = _Scan(scanned, config)
-    skipped = 0
     for c in candidates:
         plausible = config.min_digits <= len(c.digits) <= config.max_digits
-        if plausible:
-            if budget.left <= 0:
-                skipped += 1
-                continue
-            budget.left -= 1
         verdict = _judge(c, scan, scan.near(c) if plausible else None)
         if not verdict.accepted:
-            if len(c.digits) >= 9 and len(rejected) < config.max_candidates:
+            if len(c.digits) >= 9 and budget.reasons > 0:
+                budget.reasons -= 1
                 rejected.append(RejectedCandidate(_shown(c.written), c.source, verdict.reasons[0]))
             continue
         if c.source == "signature" and not verdict.has_context:
