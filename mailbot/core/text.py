@@ -254,6 +254,28 @@ _WROTE = re.compile(
     r"kirjoitti|írta|έγραψε)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
+
+
+def _wrote_last_letters() -> frozenset[str]:
+    """The letters an attribution ending ("wrote", "schrieb", "写道"...) can end with, in any case."""
+    body = _WROTE.pattern[len("(?:") : _WROTE.pattern.index(")\\s*")]
+    words = [w.replace("\\b", "").replace("\\(", "(").replace("\\)", ")") for w in body.split("|")]
+    last = {w[-1] for w in words if w}
+    variants = {v for c in last for v in (c, c.upper(), c.lower(), c.upper().lower(), c.lower().upper())}
+    return frozenset(v for v in variants | {"İ", "I", "i", "ı"} if len(v) == 1)
+
+
+_WROTE_LAST = _wrote_last_letters()
+
+
+def _wrote(text: str) -> bool:
+    """Does the text end like "…wrote:"? Most lines end with a letter no attribution ends with,
+    which one look at the last letter settles before the 40-way search of the last 80 characters."""
+    tail = text[-80:]
+    end = tail.rstrip().rstrip(":：").rstrip()
+    return bool(end) and end[-1] in _WROTE_LAST and _WROTE.search(tail) is not None
+
+
 _ATTRIBUTION_OPENER = re.compile(
     r"^(?:on|am|le|el|em|il|op|den|dne|dnia|w dniu|в|vào|pada|tanggal|في|在|\d{1,4}[./年-])",
     re.IGNORECASE,
@@ -376,7 +398,7 @@ def _attribution_length(lines: list[str], i: int) -> int:
     first = lines[i].strip()
     if not first or len(first) > 300:
         return 0
-    if _WROTE.search(first[-80:]) or (first[-1] in ":：" and _ADDRESS_COLON.match(first)):
+    if _wrote(first) or (first[-1] in ":：" and _ADDRESS_COLON.match(first)):
         return 1
     if not _ATTRIBUTION_OPENER.match(first):
         return 0
@@ -387,7 +409,7 @@ def _attribution_length(lines: list[str], i: int) -> int:
         joined += " " + lines[i + extra].strip()
         if len(joined) > 400:
             return 0
-        if _WROTE.search(joined[-80:]) or (joined[-1] in ":：" and _ADDRESS_COLON.match(joined)):
+        if _wrote(joined) or (joined[-1] in ":：" and _ADDRESS_COLON.match(joined)):
             return extra + 1
     return 0
 
@@ -475,7 +497,7 @@ def _reply_parser_cut(text: str, lines: list[str]) -> int | None:
 def _credible_header(header: str) -> bool:
     """Its "two label lines" rule also fires on "From: Ningbo / To: Los Angeles"; ask for more."""
     header_lines = [line for line in header.split("\n") if line.strip()]
-    if "@" in header or any(_WROTE.search(line[-80:]) for line in header_lines):
+    if "@" in header or any(_wrote(line) for line in header_lines):
         return True
     return any(_DATE_LINE.match(line) for line in header_lines) and any(
         _SUBJECT_LINE.match(line) for line in header_lines
