@@ -173,3 +173,9 @@ def test_look_alike_patterns_are_matched_line_by_line() -> None:
     found = extract_orders(with_text("hello\nZZ 1625349876123451\norder 1625349876123452"), config)
     assert found.numbers == ("1625349876123452",)
     assert [r.reason for r in found.rejected] == ["looks like a line of stock codes"]
+
+
+def test_a_case_reference_after_a_long_run_of_blanks_is_still_found() -> None:
+    body = "Hello" + " " * 200_000 + "see [Case" + " " * 100 + "#K7Q2XZ] please\n"
+    reading = read(message("Re: my order", body), identity=US, config=CONFIG)
+    assert reading.thread_keys.case_refs == ("K7Q2XZ",)
