@@ -112,9 +112,11 @@ _LONG_BLANKS = re.compile(r"\s{32,}")
 
 def _blank_runs_shortened(mail: InboundMail) -> InboundMail:
     """The mail as thread_keys reads it (subject, new text, quoted text), long blank runs shortened."""
-    texts = {"subject": mail.subject, "new_text": mail.new_text, "quoted_text": mail.quoted_text}
-    long = {k: _LONG_BLANKS.sub(" ", v) for k, v in texts.items() if _LONG_BLANKS.search(v)}
-    return dataclasses.replace(mail, **long) if long else mail
+    texts = (mail.subject, mail.new_text, mail.quoted_text)
+    if not any(_LONG_BLANKS.search(text) for text in texts):
+        return mail
+    subject, new_text, quoted_text = (_LONG_BLANKS.sub(" ", text) for text in texts)
+    return dataclasses.replace(mail, subject=subject, new_text=new_text, quoted_text=quoted_text)
 
 
 def language_text(mail: InboundMail) -> str:
