@@ -381,6 +381,11 @@ _VALEDICTION = re.compile(
     r"\s*+[,.!！。，、]*+\s*+$",
     re.IGNORECASE,
 )
+#: Only this many lines of a body are looked at for where the quoted history, forward or signature
+#: starts; the lines below are new text. A person's new text is never that long, and the checks
+#: cost a few microseconds per line (seconds for a megabyte of short lines).
+MAX_LINES_SPLIT = 10_000
+
 _REPLY_PARSER_HINT = re.compile(
     r"napsal|skrev|작성|schrieb|wrote|écrit|escribió|scritto|schreef|写道|[:：]\s*$"
 )
@@ -530,8 +535,11 @@ def split_message(text: str, *, subject: str = "") -> TextSplit:
                 return
 
     i = 0
-    while i < n:
+    while i < min(n, MAX_LINES_SPLIT):
         stripped = lines[i].strip()
+        if not stripped:
+            i += 1  # an empty line starts nothing and is part of what surrounds it
+            continue
         if stripped == QUOTE_START:
             depth, j = 1, i + 1
             while j < n and depth:
@@ -618,7 +626,7 @@ def _join(lines: object) -> str:
 def _signature_start(lines: list[str], new_lines: list[int], marked: int | None) -> int | None:
     """First line of the signature among the new lines, or None."""
     content_seen = False
-    for pos, k in enumerate(new_lines):
+    for pos, k in enumerate(new_lines[:MAX_LINES_SPLIT]):
         if marked is not None and k >= marked:
             return marked
         stripped = lines[k].strip()

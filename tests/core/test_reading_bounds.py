@@ -17,7 +17,7 @@ from mailbot.core.bounded_patterns import PatternProblem
 from mailbot.core.orders import NOT_READ, OrderConfig, extract_orders
 from mailbot.core.parse import parse
 from mailbot.core.reading import read
-from mailbot.core.text import MAX_LAYOUT_HTML, html_to_text, split_message
+from mailbot.core.text import MAX_LAYOUT_HTML, MAX_LINES_SPLIT, html_to_text, split_message
 from mailbot.core.types import Identity, InboundMail
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -148,14 +148,17 @@ def test_a_long_run_of_blanks_after_a_header_word_is_not_a_header_block() -> Non
     assert "order 1625 3498 7612 3451" in split.new
 
 
-def test_twenty_thousand_thank_you_lines_are_read_once() -> None:
-    body = (
-        "Please cancel order 1625 3498 7612 3451\n"
-        + "Thanks\nand here is one more paragraph of what I wanted to say\n" * 20_000
-        + "Thanks\nAna\n"
-    )
+def test_four_thousand_thank_you_lines_are_each_checked_against_a_short_look_ahead() -> None:
+    line = "and here is one more paragraph of what I wanted to say"
+    body = "Please cancel order 1625 3498 7612 3451\n" + f"Thanks\n{line}\n" * 4_000 + "Thanks\nAna\n"
+    assert split_message(body).signature == "Ana"
+
+
+def test_lines_past_the_split_limit_are_new_text() -> None:
+    body = "Please cancel\n" + "x\n" * MAX_LINES_SPLIT + "> On Monday Ana wrote:\n> order 1625 3498 7612 3451\n"
     split = split_message(body)
-    assert split.signature == "Ana"
+    assert split.quoted == ""
+    assert split.new.endswith("> order 1625 3498 7612 3451")
 
 
 def test_a_sign_off_line_ending_in_a_long_run_of_blanks_is_checked_once() -> None:
