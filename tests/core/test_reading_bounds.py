@@ -155,7 +155,9 @@ def test_four_thousand_thank_you_lines_are_each_checked_against_a_short_look_ahe
 
 
 def test_lines_past_the_split_limit_are_new_text() -> None:
-    body = "Please cancel\n" + "x\n" * MAX_LINES_SPLIT + "> On Monday Ana wrote:\n> order 1625 3498 7612 3451\n"
+    body = (
+        "Please cancel\n" + "x\n" * MAX_LINES_SPLIT + "> On Monday Ana wrote:\n> order 1625 3498 7612 3451\n"
+    )
     split = split_message(body)
     assert split.quoted == ""
     assert split.new.endswith("> order 1625 3498 7612 3451")
