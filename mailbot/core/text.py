@@ -382,8 +382,9 @@ _VALEDICTION = re.compile(
     re.IGNORECASE,
 )
 #: Only this many lines of a body are looked at for where the quoted history, forward or signature
-#: starts; the lines below are new text. A person's new text is never that long, and the checks
-#: cost a few microseconds per line (seconds for a megabyte of short lines).
+#: starts; below them only ">" lines are told apart (as quoted), the rest is new text. A person's
+#: new text is never that long, and the checks cost microseconds per line (seconds for a megabyte
+#: of short lines).
 MAX_LINES_SPLIT = 10_000
 
 _REPLY_PARSER_HINT = re.compile(
@@ -599,6 +600,11 @@ def split_message(text: str, *, subject: str = "") -> TextSplit:
             break
         i += 1
 
+    if i >= MAX_LINES_SPLIT:
+        # Past the limit only the cheap sign is read: a ">" line is still quoted history.
+        for k in range(i, n):
+            if kinds[k] == "new" and _is_quote_line(lines[k]):
+                kinds[k] = "quoted"
     if not found_cut:
         cut = _reply_parser_cut(text, lines)
         if cut is not None and cut > 0:

@@ -154,13 +154,15 @@ def test_four_thousand_thank_you_lines_are_each_checked_against_a_short_look_ahe
     assert split_message(body).signature == "Ana"
 
 
-def test_lines_past_the_split_limit_are_new_text() -> None:
+def test_past_the_split_limit_only_quote_marks_are_read() -> None:
     body = (
-        "Please cancel\n" + "x\n" * MAX_LINES_SPLIT + "> On Monday Ana wrote:\n> order 1625 3498 7612 3451\n"
+        "Please cancel\n"
+        + "x\n" * MAX_LINES_SPLIT
+        + "On Monday Ana wrote:\n> order 1625 3498 7612 3451\n-----Original Message-----\nold text"
     )
     split = split_message(body)
-    assert split.quoted == ""
-    assert split.new.endswith("> order 1625 3498 7612 3451")
+    assert split.quoted == "> order 1625 3498 7612 3451"
+    assert split.new.endswith("On Monday Ana wrote:\n-----Original Message-----\nold text")
 
 
 def test_a_sign_off_line_ending_in_a_long_run_of_blanks_is_checked_once() -> None:
