@@ -364,8 +364,9 @@ class _Scan:
         region = (self.lines.previous_line_start(line_start) if line_start else 0, line_end)
         found = self._near.get(region)
         if found is None:
-            hits = self.config._matchers.keywords.find(self.lines.text[region[0] : region[1]])
-            found = WordsNear([Hit(h.phrase, h.start + region[0], h.end + region[0]) for h in hits])
+            found = WordsNear(
+                self.config._matchers.keywords.find(self.lines.text[region[0] : region[1]], region[0])
+            )
             self._near[region] = found
         return found
 

@@ -81,8 +81,11 @@ class PhraseMatcher:
                 self._by_first.setdefault(words[0], []).append(entry)
         self._substrings.sort(key=lambda item: -len(item[0]))
 
-    def find(self, text: str) -> list[Hit]:
-        """Every occurrence of every phrase, sorted by start, longest first at the same start."""
+    def find(self, text: str, base: int = 0) -> list[Hit]:
+        """Every occurrence of every phrase, sorted by start, longest first at the same start.
+
+        `base` is added to every offset: the text is a slice of a larger one the caller indexes.
+        """
         hits: list[Hit] = []
         # Fold the whole text at once (one C call) when folding keeps every offset; a word is then
         # just a slice of it. Tokens that start no phrase cost one dictionary look-up each.
@@ -99,7 +102,7 @@ class PhraseMatcher:
             word = words[i]
             entries = by_first.get(word)
             if entries:
-                start = matches[i].start()
+                start = matches[i].start() + base
                 for entry in entries:
                     n = len(entry.words)
                     if i + n > len(words):
@@ -112,21 +115,25 @@ class PhraseMatcher:
                     if (last.startswith(wanted) if entry.stem else last == wanted) and _tail_ok(
                         text, end, entry.tail
                     ):
-                        hits.append(Hit(entry.phrase, start, end))
+                        hits.append(Hit(entry.phrase, start, end + base))
             stemmed = stems.get(word[:2])
             if stemmed:
                 start, end = matches[i].span()
                 for entry in stemmed:
                     if word.startswith(entry.words[0]) and _tail_ok(text, end, entry.tail):
-                        hits.append(Hit(entry.phrase, start, end))
+                        hits.append(Hit(entry.phrase, start + base, end + base))
         needles = self._symbols + (self._substrings if _UNSPACED.search(text) else [])
         if needles:
             lowered = text.lower()
             haystack = lowered if len(lowered) == len(text) else text
+            # A needle with a character the text lacks cannot be there: not searched for.
+            present = set(haystack) if len(needles) > 8 else None
             for needle, phrase in needles:
+                if present is not None and not present.issuperset(needle):
+                    continue
                 pos = haystack.find(needle)
                 while pos >= 0:
-                    hits.append(Hit(phrase, pos, pos + len(needle)))
+                    hits.append(Hit(phrase, pos + base, pos + len(needle) + base))
                     pos = haystack.find(needle, pos + 1)
         hits.sort(key=lambda h: (h.start, -(h.end - h.start)))
         return hits
