@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from mailbot.core.phrases import Hit
 
 _NON_SPACE = re.compile(r"\S")
+_SPACE = re.compile(r"\s")
 _SEPARATORS = {"|": re.compile(r"\|"), "\t": re.compile(r"\t"), " ": re.compile(r" {2,}")}
 
 
@@ -100,6 +101,13 @@ class TextLines:
             found = split_cells(self.line(line_start))
             self._cells[line_start] = found
         return found
+
+    def blank_at_or_after(self, position: int, limit: int) -> int:
+        """The first white space at or after `position` (no word crosses it), else `limit`."""
+        if position >= limit:
+            return limit
+        match = _SPACE.search(self.text, position, limit)
+        return match.start() if match else limit
 
     def blank_between(self, start: int, end: int) -> bool:
         """Is text[start:end] only white space? (the first non-space after `start` is remembered)"""

@@ -331,6 +331,12 @@ class _Verdict:
     has_context: bool = False
 
 
+# Words are searched this far past the last candidate that needs them (no phrase is longer), and
+# at first this much further, so the next candidates on a long line find them already there.
+_PHRASE_REACH = 256
+_FIRST_REACH = 8192
+
+
 class _Scan:
     """One source text being judged: its lines, and per line the look-alike patterns' matches
     and the lexicon words, each found once however many numbers the line holds."""
@@ -339,7 +345,7 @@ class _Scan:
         self.lines = TextLines(text)
         self.config = config
         self._decoys: dict[int, list[tuple[str, list[int], list[int]]]] = {}
-        self._near: dict[tuple[int, int], WordsNear] = {}
+        self._near: dict[tuple[int, int], tuple[int, WordsNear]] = {}  # region -> (searched up to, words)
 
     def decoy_at(self, line_start: int, position: int) -> str | None:
         """The name of the first look-alike pattern with a match on the line covering `position`."""
@@ -359,16 +365,23 @@ class _Scan:
         return None
 
     def near(self, c: _Candidate) -> WordsNear:
-        """Lexicon words on the candidate's line and the line above (all that _judge looks at)."""
+        """Lexicon words on the candidate's line and the line above (all that _judge looks at).
+
+        The words are found from the start of that region up to a little past the candidate,
+        and further (twice as far each time) only when a later candidate needs it: a megabyte
+        line whose first thousand numbers are judged is not searched to its end.
+        """
         line_start, line_end = self.lines.bounds(c.start, c.end)
         region = (self.lines.previous_line_start(line_start) if line_start else 0, line_end)
-        found = self._near.get(region)
-        if found is None:
-            found = WordsNear(
-                self.config._matchers.keywords.find(self.lines.text[region[0] : region[1]], region[0])
-            )
-            self._near[region] = found
-        return found
+        need = min(region[1], c.end + self.config.window_after + _PHRASE_REACH)
+        known = self._near.get(region)
+        if known is None or known[0] < need:
+            reach = max(need + _FIRST_REACH, 2 * known[0] - region[0] if known else 0)
+            cut = self.lines.blank_at_or_after(reach, region[1])
+            words = self.config._matchers.keywords.find(self.lines.text[region[0] : cut], region[0])
+            known = (cut, WordsNear(words))
+            self._near[region] = known
+        return known[1]
 
 
 def _named(hit: Hit) -> str:
