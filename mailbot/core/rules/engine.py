@@ -111,7 +111,7 @@ def _match(rule: Rule, facts: RuleFacts) -> tuple[bool, str]:
     return True, "; ".join(held) if held else "no conditions: matches every message"
 
 
-# Distinct misses remembered per rule; conditions that quote the mail in their miss are not kept.
+# At most this many distinct misses are kept per rule: a miss that quotes the mail differs each time.
 _MISS_STEPS_KEPT = 16
 
 
