@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.core.automation import AutomationConfig
+from mailbot.core.bounded_patterns import PatternProblem, bounded
 from mailbot.core.errors import RuleFileError
 from mailbot.core.intent import TOPICAL, IntentLexicon
 from mailbot.core.language import LanguageProfile
@@ -34,6 +35,7 @@ _FORMAT_INTS = (
     "max_group",
     "window_before",
     "window_after",
+    "max_candidates",
 )
 _FORMAT_LISTS = ("prefixes", "url_params")
 
@@ -131,6 +133,8 @@ def _orders_file(source: _Source) -> dict[str, Any]:
             if not isinstance(number, int) or isinstance(number, bool) or number < 0:
                 raise source.error(f"format.{name}", f"expected a whole number, found {number!r}")
             values[name] = number
+    if values.get("max_candidates", 1) < 1:
+        raise source.error("format.max_candidates", "expected at least 1 (the numbers judged per mail)")
     if values.get("min_digits", 12) > values.get("max_digits", 20):
         raise source.error("format.min_digits", "min_digits is larger than max_digits")
     if "prefixes" in fmt:
@@ -153,9 +157,9 @@ def _orders_file(source: _Source) -> dict[str, Any]:
             if not isinstance(regex, str) or not regex:
                 raise source.error(f"{key}.regex", "expected a regular expression (a string)")
             try:
-                re.compile(regex)
-            except re.error as exc:
-                raise source.error(f"{key}.regex", f"the regular expression does not compile: {exc}") from exc
+                bounded(regex)
+            except PatternProblem as problem:
+                raise source.error(f"{key}.regex", problem.message) from None
             patterns.append((pattern_name, regex))
         values[section] = tuple(patterns)
     return values

@@ -16,11 +16,13 @@ number carries its reasons; every rejected one says why it was rejected.
 from __future__ import annotations
 
 import html as html_lib
-import itertools
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
+from mailbot.core.bounded_patterns import BoundedPattern, bounded
+from mailbot.core.order_lines import TextLines, WordsNear
 from mailbot.core.phrases import Hit, Phrase, PhraseMatcher
 from mailbot.core.text import html_to_text, split_message
 from mailbot.core.types import InboundMail, OrderExtraction, OrderRef, RejectedCandidate, ThreadKeys
@@ -62,8 +64,14 @@ def _digit_table() -> dict[int, int]:
 _DIGITS = _digit_table()
 
 
+# A decimal digit outside ASCII (Arabic-Indic, Devanagari...): only then is the text translated,
+# which costs a dictionary look-up per character of a non-ASCII text.
+_FOREIGN_DIGIT = re.compile(r"[^\x00-\x7f\D]")
+
+
 def normalise_digits(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_DIGITS)
+    text = unicodedata.normalize("NFKC", text)
+    return text.translate(_DIGITS) if not text.isascii() and _FOREIGN_DIGIT.search(text) else text
 
 
 @dataclass(frozen=True)
@@ -96,10 +104,13 @@ class OrderConfig:
     decoy_words: tuple[tuple[str, str, str], ...] = ()
     # (language, phrase) saying the subject's number is wrong: "typo", "mistyped" ...
     correction_words: tuple[tuple[str, str], ...] = ()
-    # (name, regex) matched against the whole text; a number inside a match is that thing.
+    # (name, regex) matched against each line; a number inside a match is that thing.
     decoy_patterns: tuple[tuple[str, str], ...] = ()
     # (name, regex) matched against the digits alone (a number that is a timestamp ...).
     digit_patterns: tuple[tuple[str, str], ...] = ()
+    # At most this many numbers of an order number's length are judged per mail: a mail listing
+    # tens of thousands is a machine's dump, and judging them all would hold up the mailbox.
+    max_candidates: int = 1000
     _matchers: _Matchers = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -110,9 +121,10 @@ class OrderConfig:
 class _Matchers:
     keywords: PhraseMatcher
     corrections: PhraseMatcher
-    patterns: tuple[tuple[str, re.Pattern[str]], ...]
-    digit_patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    patterns: tuple[tuple[str, BoundedPattern], ...]
+    digit_patterns: tuple[tuple[str, BoundedPattern], ...]
     url: re.Pattern[str]
+    strong_chain: re.Pattern[str]  # digit groups joined into one chain (see _chains)
     context_words: frozenset[str]  # one-word order words, lower case ("order", "pedido")
 
     @staticmethod
@@ -126,13 +138,23 @@ class _Matchers:
             corrections=PhraseMatcher(
                 Phrase(word, "correction", lang) for lang, word in config.correction_words
             ),
-            patterns=tuple((name, re.compile(rx)) for name, rx in config.decoy_patterns),
-            digit_patterns=tuple((name, re.compile(rx)) for name, rx in config.digit_patterns),
+            # Supervisors write these: matched in linear time (see bounded_patterns).
+            patterns=tuple((name, bounded(rx)) for name, rx in config.decoy_patterns),
+            digit_patterns=tuple((name, bounded(rx)) for name, rx in config.digit_patterns),
             url=re.compile(rf"(?i)[?&#;/](?:{params})[=/:]([0-9][0-9 -]*[0-9])" if params else r"(?!x)x"),
+            strong_chain=_strong_chain(config.max_group),
             context_words=frozenset(
                 word.lower().rstrip("*") for _, word in config.context_words if " " not in word.strip()
             ),
         )
+
+
+def _strong_chain(max_group: int) -> re.Pattern[str]:
+    """Groups of at most `max_group` digits joined by one space or dash, or one group alone."""
+    if max_group < 1:
+        return re.compile(r"(?P<one>[0-9]+)")
+    group = rf"[0-9]{{1,{max_group}}}(?![0-9])"
+    return re.compile(rf"(?P<chain>{group}(?:{_STRONG_GAP.pattern}{group})+)|(?P<one>[0-9]+)")
 
 
 def _is_spaced_letter(char: str) -> bool:
@@ -155,6 +177,7 @@ def _is_spaced_letter(char: str) -> bool:
 
 _GROUP = re.compile(r"[0-9]+")
 _NON_DIGIT = re.compile(r"[^0-9]")
+_ANY_DIGIT = re.compile(r"\d")
 _GLUED_LETTERS = re.compile(r"([^\W\d_]+)-?$")
 # Up to this many letters joined to a number by a dash are the letter part of a code ("INV-…").
 _MAX_CODE_LETTERS = 5
@@ -174,10 +197,19 @@ _LIST_ITEM = re.compile(r"[ \t>]*[0-9]{1,2}[.)][ \t]")
 # ("3219748087 8451515": a long number typed in two odd pieces, or a soft line break undone).
 _WEAK_GAP = re.compile(r"(?:[ \t]*\n[ \t>]*|[ \t]+|[ \t]?[-‐‑–—][ \t]?)")
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"]+")
-_INLINE_TAG = re.compile(r"(?i)</?(?:span|b|i|u|em|strong|font|a|small|sup|sub)\b[^>]*>")
-_BLOCK_TAG = re.compile(r"<[^>]*>")
-_ORDER_LINK = re.compile(r"""(?is)<a\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1[^>]*>.*?</a\s*>""")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Tags never contain "<": a stray "<" (in text, or a tag left open) ends the attempt there instead
+# of every "<" scanning to the end of the text (quadratic on "<<<<…").
+_INLINE_TAG = re.compile(r"(?i)</?(?:span|b|i|u|em|strong|font|a|small|sup|sub)\b[^<>]*>")
+_BLOCK_TAG = re.compile(r"<[^<>]*>")
+_LINK_OPEN = re.compile(r"""(?i)<a\b[^<>]*?\bhref\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')[^<>]*>""")
+_LINK_CLOSE = re.compile(r"(?i)</a\s*>")
+# Starts only where an address can start, so a long run of word characters without a domain
+# is tried once, not once per character.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: How the reason of the numbers left unjudged (past `max_candidates`) begins.
+NOT_READ = "not read: "
+# Longer texts are shortened in the list of rejected numbers a decision keeps.
+_MAX_SHOWN = 60
 _AMOUNT_BEFORE = re.compile(r"(?i)(?:[$€£¥₹₽]|\b(?:usd|eur|rmb|cny|gbp|jpy|inr|rub|aed|sar|idr|vnd))\s*$")
 _AMOUNT_AFTER = re.compile(r"(?i)^(?:[.,][0-9]{1,2}(?![0-9])|\s*(?:usd|eur|rmb|cny|元|€|\$))")
 
@@ -192,53 +224,43 @@ class _Candidate:
     text: str  # the normalised source text the offsets refer to
 
 
-def _chains(text: str, config: OrderConfig) -> list[tuple[int, int]]:
-    """Spans of digit groups that together may form one number.
+def _chains(text: str, config: OrderConfig) -> list[tuple[int, int, int]]:
+    """Spans of digit groups that together may form one number, with their digit counts.
 
     Groups joined by one space or dash form a chain when every group is short (≤ max_group).
     Across a line break, chains merge when one side is a fragment shorter than an order number
     (hard wrapping); across spaces or a dash on one line only when both are (a table keeps its
     columns, and a complete number keeps the quantity after it apart).
     """
-    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text)]
-    if not groups:
-        return []
-    # 1. strong chains
-    strong: list[list[tuple[int, int]]] = [[groups[0]]]
-    for prev, cur in itertools.pairwise(groups):
-        gap = text[prev[1] : cur[0]]
-        if (
-            _STRONG_GAP.fullmatch(gap)
-            and prev[1] - prev[0] <= config.max_group
-            and cur[1] - cur[0] <= config.max_group
-        ):
-            strong[-1].append(cur)
-        else:
-            strong.append([cur])
+    # 1. strong chains, found by one regular expression
+    strong = [
+        (m.start(), m.end(), m.end() - m.start() if m.lastgroup == "one" else _digit_count(m.group()))
+        for m in config._matchers.strong_chain.finditer(text)
+    ]
     # 2. weak merges
     spans: list[tuple[int, int, int]] = []  # start, end, digit count
-    for chain in strong:
-        start, end = chain[0][0], chain[-1][1]
-        count = sum(e - s for s, e in chain)
+    least, most = config.min_digits, config.max_digits
+    for start, end, count in strong:
         if spans:
             p_start, p_end, p_count = spans[-1]
-            gap = text[p_end:start]
-            fragment = (
-                (p_count < config.min_digits or count < config.min_digits)
-                if "\n" in gap
-                else (p_count < config.min_digits and count < config.min_digits)
-            )
-            if (
-                _WEAK_GAP.fullmatch(gap)
-                and fragment
-                and p_count + count <= config.max_digits
-                and max(p_count, count) >= 3
-                and not ("\n" in gap and _starts_list_item(text, start, end, p_start, p_count, config))
-            ):
-                spans[-1] = (p_start, end, p_count + count)
-                continue
+            # Cheap tests first: two complete numbers, or two too long together, never merge.
+            if (p_count < least or count < least) and p_count + count <= most and max(p_count, count) >= 3:
+                gap = text[p_end:start]
+                wrapped = "\n" in gap
+                fragment = wrapped or (p_count < least and count < least)
+                if (
+                    fragment
+                    and _WEAK_GAP.fullmatch(gap)
+                    and not (wrapped and _starts_list_item(text, start, end, p_start, p_count, config))
+                ):
+                    spans[-1] = (p_start, end, p_count + count)
+                    continue
         spans.append((start, end, count))
-    return [(s, e) for s, e, _ in spans]
+    return spans
+
+
+def _digit_count(text: str) -> int:
+    return len(_NON_DIGIT.sub("", text))
 
 
 def _starts_list_item(
@@ -249,29 +271,51 @@ def _starts_list_item(
     when the number above is already complete."""
     if end - start > 2 or not _ENUMERATOR.match(text, end):
         return False
-    above = text[text.rfind("\n", 0, p_start) + 1 :]
-    return _LIST_ITEM.match(above) is not None or p_count >= config.min_digits
+    above = text.rfind("\n", 0, p_start) + 1
+    return _LIST_ITEM.match(text, above) is not None or p_count >= config.min_digits
 
 
 def _mask(text: str, pattern: re.Pattern[str]) -> str:
     return pattern.sub(lambda m: " " * len(m.group(0)), text)
 
 
-def _candidates(text: str, source: str, config: OrderConfig) -> tuple[list[_Candidate], str]:
-    """Digit chains in one source text (URLs and e-mail addresses masked), plus the text scanned."""
+def _candidates(
+    text: str, source: str, config: OrderConfig, budget: _Budget
+) -> tuple[list[_Candidate], str, int]:
+    """Digit chains in one source text (URLs and e-mail addresses masked), the text scanned, and
+    how many numbers of an order's length were left unjudged because the mail's budget ran out
+    (those are only counted, not built)."""
     found: list[_Candidate] = []
+    skipped = 0
+
+    def admitted(count: int) -> bool:
+        nonlocal skipped
+        if not config.min_digits <= count <= config.max_digits:
+            return budget.reasons > 0  # rejected at once by its length: worth building for its reason
+        if budget.left <= 0:
+            skipped += 1
+            return False
+        budget.left -= 1
+        return True
+
     for url in _URL.finditer(text) if ("http" in text or "www." in text) else ():
         for param in config._matchers.url.finditer(url.group(0)):
             digits = _NON_DIGIT.sub("", param.group(1))
             start = url.start() + param.start(1)
-            found.append(_Candidate(digits, param.group(1), start, start + len(param.group(1)), "url", text))
+            if admitted(len(digits)):
+                found.append(
+                    _Candidate(digits, param.group(1), start, start + len(param.group(1)), "url", text)
+                )
     scanned = _mask(text, _URL) if ("http" in text or "www." in text) else text
     scanned = _mask(scanned, _EMAIL) if "@" in scanned else scanned
-    for start, end in _chains(scanned, config):
+    shortest = min(config.min_digits, 9)  # shorter runs can be neither orders nor worth a reason
+    for start, end, count in _chains(scanned, config):
+        if count < shortest or not admitted(count):
+            continue
         written = scanned[start:end]
-        digits = _NON_DIGIT.sub("", written)
+        digits = written if count == end - start else _NON_DIGIT.sub("", written)
         found.append(_Candidate(digits, written, start, end, source, scanned))
-    return found, scanned
+    return found, scanned, skipped
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,42 +331,72 @@ class _Verdict:
     has_context: bool = False
 
 
-def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-    line_end = text.find("\n", end)
-    return text.rfind("\n", 0, start) + 1, (line_end if line_end >= 0 else len(text))
+# Words are searched this far past the last candidate that needs them (no phrase is longer), and
+# at first this much further, so the next candidates on a long line find them already there.
+_PHRASE_REACH = 256
+_FIRST_REACH = 8192
 
 
-def _keyword_before(hits: list[Hit], lo: int, hi: int) -> Hit | None:
-    """The phrase ending closest before `hi` that starts at or after `lo`."""
-    best: Hit | None = None
-    for hit in hits:
-        if hit.start >= hi:
-            break
-        if (
-            hit.start >= lo
-            and hit.end <= hi
-            and (best is None or hit.end > best.end or (hit.end == best.end and hit.start < best.start))
-        ):
-            best = hit
-    return best
+class _Scan:
+    """One source text being judged: its lines, and per line the look-alike patterns' matches
+    and the lexicon words, each found once however many numbers the line holds."""
 
+    def __init__(self, text: str, config: OrderConfig) -> None:
+        self.lines = TextLines(text)
+        self.config = config
+        self._decoys: dict[int, list[tuple[str, list[int], list[int]]]] = {}
+        self._near: dict[tuple[int, int], tuple[int, WordsNear]] = {}  # region -> (searched up to, words)
 
-def _keyword_after(hits: list[Hit], lo: int, hi: int) -> Hit | None:
-    return next((h for h in hits if lo <= h.start < hi), None)
+    def decoy_at(self, line_start: int, position: int) -> str | None:
+        """The name of the first look-alike pattern with a match on the line covering `position`."""
+        spans = self._decoys.get(line_start)
+        if spans is None:
+            line = self.lines.line(line_start)
+            spans = []
+            for name, pattern in self.config._matchers.patterns:
+                found = [(m.start(), m.end()) for m in pattern.finditer(line)]
+                spans.append((name, [s for s, _ in found], [e for _, e in found]))
+            self._decoys[line_start] = spans
+        column = position - line_start
+        for name, starts, ends in spans:
+            i = bisect_right(starts, column) - 1
+            if i >= 0 and column < ends[i]:
+                return name
+        return None
+
+    def near(self, c: _Candidate) -> WordsNear:
+        """Lexicon words on the candidate's line and the line above (all that _judge looks at).
+
+        The words are found from the start of that region up to a little past the candidate,
+        and further (twice as far each time) only when a later candidate needs it: a megabyte
+        line whose first thousand numbers are judged is not searched to its end.
+        """
+        line_start, line_end = self.lines.bounds(c.start, c.end)
+        region = (self.lines.previous_line_start(line_start) if line_start else 0, line_end)
+        need = min(region[1], c.end + self.config.window_after + _PHRASE_REACH)
+        known = self._near.get(region)
+        if known is None or known[0] < need:
+            reach = max(need + _FIRST_REACH, 2 * known[0] - region[0] if known else 0)
+            cut = self.lines.blank_at_or_after(reach, region[1])
+            words = self.config._matchers.keywords.find(self.lines.text[region[0] : cut], region[0])
+            known = (cut, WordsNear(words))
+            self._near[region] = known
+        return known[1]
 
 
 def _named(hit: Hit) -> str:
     return f"{hit.phrase.text!r} ({hit.phrase.language})"
 
 
-def _judge(c: _Candidate, config: OrderConfig, hits: list[Hit]) -> _Verdict:
+def _judge(c: _Candidate, scan: _Scan, words: WordsNear | None) -> _Verdict:
+    config = scan.config
     n = len(c.digits)
     text = c.text
     if n < config.min_digits:
         return _Verdict(False, 0.0, (f"{n} digits: shorter than an order number ({config.min_digits})",))
     if n > config.max_digits:
         return _Verdict(False, 0.0, (f"{n} digits: longer than an order number ({config.max_digits})",))
-    line_start, line_end = _line_bounds(text, c.start, c.end)
+    line_start, line_end = scan.lines.bounds(c.start, c.end)
     window_start = max(line_start, c.start - config.window_before)
     before = text[window_start : c.start]
     after = text[c.end : min(line_end, c.end + config.window_after)]
@@ -338,15 +412,14 @@ def _judge(c: _Candidate, config: OrderConfig, hits: list[Hit]) -> _Verdict:
             return _Verdict(False, 0.0, (shape,))
         if reasons:
             score += 0.5
-        for name, pattern in config._matchers.patterns:
-            for match in pattern.finditer(text, line_start, line_end):
-                if match.start() <= c.start < match.end():
-                    return _Verdict(False, 0.0, (f"looks like {name}",))
+        decoy = scan.decoy_at(line_start, c.start)
+        if decoy is not None:
+            return _Verdict(False, 0.0, (f"looks like {decoy}",))
 
     has_context = c.source == "url"
-    if c.source != "url":
-        near = _keyword_before(hits, window_start, c.start)
-        following = _keyword_after(hits, c.end, c.end + len(after))
+    if c.source != "url" and words is not None:
+        near = words.before(window_start, c.start)
+        following = words.after(c.end, c.end + len(after))
         if near is not None and near.phrase.tag != "order":
             return _Verdict(False, 0.0, (f"after {_named(near)}: a {near.phrase.tag} number",))
         if near is not None:
@@ -363,10 +436,13 @@ def _judge(c: _Candidate, config: OrderConfig, hits: list[Hit]) -> _Verdict:
             has_context = True
         else:
             # Nothing on the line (or in its table cell) before it: a value under a heading.
-            previous_start = _previous_line_start(text, line_start)
-            lo, hi, cell_start = _column_heading(text, previous_start, line_start, c.start)
-            alone = not (text[cell_start : c.start] if cell_start is not None else before).strip()
-            heading = _keyword_before(hits, lo, hi) if alone or line_start == window_start else None
+            previous_start = scan.lines.previous_line_start(line_start) if line_start else 0
+            lo, hi, cell_start = scan.lines.column_heading(previous_start, line_start, c.start)
+            if cell_start is not None:
+                alone = scan.lines.blank_between(cell_start, c.start)
+            else:
+                alone = not before.strip()
+            heading = words.before(lo, hi) if alone or line_start == window_start else None
             if heading is not None and heading.phrase.tag == "order":
                 reasons.append(f"under the heading {_named(heading)}")
                 score += 0.5
@@ -417,57 +493,6 @@ def _shape_decoy(
     return None
 
 
-def _cells(line: str) -> list[tuple[int, int]]:
-    """Cell spans of a table row: split at "|" or tabs, else at runs of two or more spaces."""
-    separator = re.compile(r"\|" if "|" in line else "\t" if "\t" in line else " {2,}")
-    spans, start = [], 0
-    for match in separator.finditer(line):
-        spans.append((start, match.start()))
-        start = match.end()
-    spans.append((start, len(line)))
-    return [(s, e) for s, e in spans if line[s:e].strip()] if separator.pattern == " {2,}" else spans
-
-
-def _column_heading(
-    text: str, heading_start: int, line_start: int, position: int
-) -> tuple[int, int, int | None]:
-    """Where the heading of a number at `position` stands in the line above, and where the
-    number's table cell starts. In a table that is the heading of the number's own column
-    ("Trade Assurance order | PO No." above "9120 4471 8836 0052 | 2026-PO-55810"); otherwise the
-    whole line above (and no cell)."""
-    heading_end = max(heading_start, line_start - 1)
-    whole = (heading_start, heading_end, None)
-    line_end = text.find("\n", position)
-    heading, row = (
-        text[heading_start:heading_end],
-        text[line_start : line_end if line_end >= 0 else len(text)],
-    )
-    head_cells, row_cells = _cells(heading), _cells(row)
-    column = position - line_start
-    index = next((i for i, (s, e) in enumerate(row_cells) if s <= column < e), None)
-    if len(head_cells) < 2 or len(row_cells) < 2 or index is None:
-        return whole
-    if "|" in heading or "\t" in heading:
-        if len(head_cells) != len(row_cells):
-            return whole
-        start, end = head_cells[index]
-    else:
-        # Aligned with spaces: the heading cell that stands above the number's first digit.
-        above = [(s, e) for s, e in head_cells if s <= column < e]
-        if not above:
-            return whole
-        start, end = above[0]
-    return heading_start + start, heading_start + end, line_start + row_cells[index][0]
-
-
-def _previous_line_start(text: str, line_start: int) -> int:
-    """Start of the nearest non-empty line above the line starting at `line_start`."""
-    end = line_start - 1
-    while end > 0 and text[end - 1] == "\n":
-        end -= 1
-    return text.rfind("\n", 0, max(end, 0)) + 1 if end > 0 else 0
-
-
 # --------------------------------------------------------------------------------------------
 # The mail
 # --------------------------------------------------------------------------------------------
@@ -497,22 +522,23 @@ def extract_orders(
     """
     accepted: dict[str, _Found] = {}
     rejected: list[RejectedCandidate] = []
+    budget = _Budget(config.max_candidates)
 
-    _consider(accepted, rejected, mail.new_text, "new_text", config)
+    _consider(accepted, rejected, mail.new_text, "new_text", config, budget)
     if mail.html and not any(f.source in {"new_text", "url"} for f in accepted.values()):
-        _consider(accepted, rejected, _html_new_text(mail, config), "html", config)
-    _consider(accepted, rejected, mail.signature, "signature", config)
-    _consider(accepted, rejected, mail.subject, "subject", config)
-    _consider(accepted, rejected, mail.forwarded_text, "forwarded", config)
+        _consider(accepted, rejected, _html_new_text(mail, config), "html", config, budget)
+    _consider(accepted, rejected, mail.signature, "signature", config, budget)
+    _consider(accepted, rejected, mail.subject, "subject", config, budget)
+    _consider(accepted, rejected, mail.forwarded_text, "forwarded", config, budget)
     for index, attachment in enumerate(mail.attachments):
         if attachment.filename:
-            _consider(accepted, rejected, attachment.filename, "attachment_name", config, index)
+            _consider(accepted, rejected, attachment.filename, "attachment_name", config, budget, index)
     _apply_corrections(mail, config, accepted, rejected)
 
     fresh = bool(accepted)
     in_thread = thread is not None and bool(thread.our_message_ids or thread.case_refs)
     quoted: dict[str, _Found] = {}
-    _consider(quoted, rejected, mail.quoted_text, "quoted", config)
+    _consider(quoted, rejected, mail.quoted_text, "quoted", config, budget)
     for number, found in quoted.items():
         if number in accepted:
             accepted[number].reasons.append("also in quoted history")
@@ -542,43 +568,55 @@ def extract_orders(
     return OrderExtraction(orders=refs, rejected=kept)
 
 
+class _Budget:
+    """How many more numbers of an order number's length this mail may have judged."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.limit = limit
+        self.reasons = limit  # rejected numbers kept with their reason
+
+
+def _shown(written: str) -> str:
+    written = written.strip()
+    return written if len(written) <= _MAX_SHOWN else written[: _MAX_SHOWN - 1] + "…"
+
+
 def _consider(
     target: dict[str, _Found],
     rejected: list[RejectedCandidate],
     source_text: str,
     source: str,
     config: OrderConfig,
+    budget: _Budget,
     index: int = 0,
 ) -> None:
-    if not source_text or not any(ch.isdigit() for ch in source_text):
+    if not source_text or not _ANY_DIGIT.search(source_text):
         return
-    candidates, scanned = _candidates(normalise_digits(source_text), source, config)
-    cache: dict[tuple[int, int], list[Hit]] = {}
+    candidates, scanned, skipped = _candidates(normalise_digits(source_text), source, config, budget)
+    scan = _Scan(scanned, config)
     for c in candidates:
         plausible = config.min_digits <= len(c.digits) <= config.max_digits
-        verdict = _judge(c, config, _hits_near(c, scanned, config, cache) if plausible else [])
+        verdict = _judge(c, scan, scan.near(c) if plausible else None)
         if not verdict.accepted:
-            if len(c.digits) >= 9:
-                rejected.append(RejectedCandidate(c.written.strip(), c.source, verdict.reasons[0]))
+            if len(c.digits) >= 9 and budget.reasons > 0:
+                budget.reasons -= 1
+                rejected.append(RejectedCandidate(_shown(c.written), c.source, verdict.reasons[0]))
             continue
         if c.source == "signature" and not verdict.has_context:
             rejected.append(
-                RejectedCandidate(c.written.strip(), c.source, "in the signature without an order word")
+                RejectedCandidate(_shown(c.written), c.source, "in the signature without an order word")
             )
             continue
         _add(target, c, verdict, index)
-
-
-def _hits_near(
-    c: _Candidate, text: str, config: OrderConfig, cache: dict[tuple[int, int], list[Hit]]
-) -> list[Hit]:
-    """Lexicon words on the candidate's line and the line above (all that _judge looks at)."""
-    line_start, line_end = _line_bounds(text, c.start, c.end)
-    region = (_previous_line_start(text, line_start) if line_start else 0, line_end)
-    if region not in cache:
-        found = config._matchers.keywords.find(text[region[0] : region[1]])
-        cache[region] = [Hit(h.phrase, h.start + region[0], h.end + region[0]) for h in found]
-    return cache[region]
+    if skipped:
+        rejected.append(
+            RejectedCandidate(
+                f"{skipped} more numbers",
+                source,
+                f"{NOT_READ}only the first {budget.limit} numbers of a mail are judged",
+            )
+        )
 
 
 def _add(target: dict[str, _Found], c: _Candidate, verdict: _Verdict, index: int) -> None:
@@ -607,22 +645,45 @@ def _show_order_links(html: str, config: OrderConfig) -> str:
     this order</a>" names the order although the reader only sees "this order"."""
     if "href" not in html.lower():
         return html
+    closings = [m.end() for m in _LINK_CLOSE.finditer(html)]
+    out: list[str] = []
+    done = inside = 0
+    for opening in _LINK_OPEN.finditer(html):
+        if opening.start() < inside:
+            continue  # within the link just looked at
+        i = bisect_right(closings, opening.end() - 1)
+        if i == len(closings):
+            break  # no closing tag after this one: no later link has one either
+        inside = closings[i]
+        target = html_lib.unescape(opening.group(1) if opening.group(1) is not None else opening.group(2))
+        if config._matchers.url.search(target):
+            out.append(html[done:inside])
+            out.append(f" ({html_lib.escape(target)})")
+            done = inside
+    out.append(html[done:])
+    return "".join(out)
 
-    def shown(match: re.Match[str]) -> str:
-        target = html_lib.unescape(match.group(2))
-        if not config._matchers.url.search(target):
-            return match.group(0)
-        return f"{match.group(0)} ({html_lib.escape(target)})"
 
-    return _ORDER_LINK.sub(shown, html)
+# A text without order numbers of its own but with many long runs in its HTML is converted rather
+# than searched run by run (each search reads the whole text).
+_MAX_RUN_LOOKUPS = 64
 
 
 def _html_adds_digits(html: str, text: str, config: OrderConfig) -> bool:
     """Does the HTML hold a long digit run the text version lacks? A cheap look before converting."""
     visible = normalise_digits(html_lib.unescape(_BLOCK_TAG.sub(" ", _INLINE_TAG.sub("", html))))
-    runs = [_NON_DIGIT.sub("", visible[s:e]) for s, e in _chains(visible, config)]
-    known = _NON_DIGIT.sub("", normalise_digits(text))
-    return any(len(run) >= 9 and run not in known for run in runs)
+    plain = normalise_digits(text)
+    known = _NON_DIGIT.sub("", plain)
+    seen = {_NON_DIGIT.sub("", plain[s:e]) for s, e, _ in _chains(plain, config)}
+    lookups = 0
+    for s, e, _ in _chains(visible, config):
+        run = _NON_DIGIT.sub("", visible[s:e])
+        if len(run) < 9 or run in seen:
+            continue
+        lookups += 1
+        if lookups > _MAX_RUN_LOOKUPS or run not in known:
+            return True
+    return False
 
 
 def _apply_corrections(
@@ -635,10 +696,13 @@ def _apply_corrections(
     written with care (buyers correct the subject in the text, not the other way round)."""
     if not any(f.source == "subject" for f in accepted.values()):
         return
-    body = [n for n, f in accepted.items() if _TIER[f.source] <= _TIER["signature"]]
+    body = {n: rank for rank, (n, f) in enumerate(accepted.items()) if _TIER[f.source] <= _TIER["signature"]}
     for number, found in list(accepted.items()):
-        twin = next((b for b in body if _swapped_neighbours(number, b)), None)
-        if found.source == "subject" and twin is not None:
+        if found.source != "subject":
+            continue
+        twins = [v for v in _neighbour_swaps(number) if v in body]
+        twin = min(twins, key=body.__getitem__) if twins else None
+        if twin is not None:
             del accepted[number]
             rejected.append(
                 RejectedCandidate(
@@ -660,9 +724,8 @@ def _apply_corrections(
             )
 
 
-def _swapped_neighbours(a: str, b: str) -> bool:
-    """Are a and b the same digits but for two neighbours swapped ("…0169" and "…0196")?"""
-    if len(a) != len(b) or a == b:
-        return False
-    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+def _neighbour_swaps(number: str) -> set[str]:
+    """Every other number made by swapping two neighbouring digits of `number`."""
+    swaps = {number[:i] + number[i + 1] + number[i] + number[i + 2 :] for i in range(len(number) - 1)}
+    swaps.discard(number)
+    return swaps

@@ -81,36 +81,59 @@ class PhraseMatcher:
                 self._by_first.setdefault(words[0], []).append(entry)
         self._substrings.sort(key=lambda item: -len(item[0]))
 
-    def find(self, text: str) -> list[Hit]:
-        """Every occurrence of every phrase, sorted by start, longest first at the same start."""
+    def find(self, text: str, base: int = 0) -> list[Hit]:
+        """Every occurrence of every phrase, sorted by start, longest first at the same start.
+
+        `base` is added to every offset: the text is a slice of a larger one the caller indexes.
+        """
         hits: list[Hit] = []
-        tokens = [(m.start(), m.end(), _fold(m.group(0))) for m in _TOKEN.finditer(text)]
-        words = [t[2] for t in tokens]
-        for i, (start, _, word) in enumerate(tokens):
-            for entry in self._by_first.get(word, ()):
-                n = len(entry.words)
-                if i + n > len(words):
-                    continue
-                window = words[i : i + n]
-                if window[:-1] != list(entry.words[:-1]):
-                    continue
-                last, wanted = window[-1], entry.words[-1]
-                end = tokens[i + n - 1][1]
-                if (last.startswith(wanted) if entry.stem else last == wanted) and _tail_ok(
-                    text, end, entry.tail
-                ):
-                    hits.append(Hit(entry.phrase, start, end))
-            for entry in self._stems.get(word[:2], ()):
-                if word.startswith(entry.words[0]) and _tail_ok(text, tokens[i][1], entry.tail):
-                    hits.append(Hit(entry.phrase, start, tokens[i][1]))
+        # Fold the whole text at once (one C call) when folding keeps every offset; a word is then
+        # just a slice of it. Tokens that start no phrase cost one dictionary look-up each.
+        folded = _fold(text)
+        if len(folded) == len(text):
+            matches = list(_TOKEN.finditer(folded))
+            words = [m.group(0) for m in matches]
+        else:
+            matches = list(_TOKEN.finditer(text))
+            words = [_fold(m.group(0)) for m in matches]
+        by_first, stems = self._by_first, self._stems
+        starting = [i for i, word in enumerate(words) if word in by_first or word[:2] in stems]
+        for i in starting:
+            word = words[i]
+            entries = by_first.get(word)
+            if entries:
+                start = matches[i].start() + base
+                for entry in entries:
+                    n = len(entry.words)
+                    if i + n > len(words):
+                        continue
+                    window = words[i : i + n]
+                    if window[:-1] != list(entry.words[:-1]):
+                        continue
+                    last, wanted = window[-1], entry.words[-1]
+                    end = matches[i + n - 1].end()
+                    if (last.startswith(wanted) if entry.stem else last == wanted) and _tail_ok(
+                        text, end, entry.tail
+                    ):
+                        hits.append(Hit(entry.phrase, start, end + base))
+            stemmed = stems.get(word[:2])
+            if stemmed:
+                start, end = matches[i].span()
+                for entry in stemmed:
+                    if word.startswith(entry.words[0]) and _tail_ok(text, end, entry.tail):
+                        hits.append(Hit(entry.phrase, start + base, end + base))
         needles = self._symbols + (self._substrings if _UNSPACED.search(text) else [])
         if needles:
             lowered = text.lower()
             haystack = lowered if len(lowered) == len(text) else text
+            # A needle with a character the text lacks cannot be there: not searched for.
+            present = set(haystack) if len(needles) > 8 else None
             for needle, phrase in needles:
+                if present is not None and not present.issuperset(needle):
+                    continue
                 pos = haystack.find(needle)
                 while pos >= 0:
-                    hits.append(Hit(phrase, pos, pos + len(needle)))
+                    hits.append(Hit(phrase, pos + base, pos + len(needle) + base))
                     pos = haystack.find(needle, pos + 1)
         hits.sort(key=lambda h: (h.start, -(h.end - h.start)))
         return hits

@@ -10,13 +10,15 @@ do not reply.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import re
 from dataclasses import dataclass
 
 from mailbot.core.automation import AutomationConfig, detect_automation
 from mailbot.core.conversation import thread_keys
 from mailbot.core.intent import IntentLexicon, classify_intent
 from mailbot.core.language import LanguageProfile, detect_language
-from mailbot.core.orders import OrderConfig, extract_orders
+from mailbot.core.orders import NOT_READ, OrderConfig, extract_orders
 from mailbot.core.parse import parse
 from mailbot.core.types import (
     AutomationKind,
@@ -60,7 +62,7 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
             AutomationKind.AUTO_GENERATED, "automation check failed; treated as machine"
         )
     try:
-        keys = thread_keys(mail, identity)
+        keys = thread_keys(_blank_runs_shortened(mail), identity)
     except Exception as exc:
         problems.append(_failed("thread keys", exc))
         keys = ThreadKeys(our_message_ids=(), case_refs=())
@@ -69,6 +71,11 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     except Exception as exc:
         problems.append(_failed("order extraction", exc))
         orders = OrderExtraction(orders=())
+    problems.extend(
+        f"order extraction: {r.text} in {r.source} were not read ({r.reason.removeprefix(NOT_READ)})"
+        for r in orders.rejected
+        if r.reason.startswith(NOT_READ)
+    )
     try:
         language = detect_language(language_text(mail), config.languages, config.profiles)
     except Exception as exc:
@@ -96,9 +103,26 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     )
 
 
+# Case references are searched for with a pattern that tries every blank of a run as a start and
+# reads the rest of the run from each: a run of 20,000 blanks took four seconds, a megabyte of them
+# for ever. Shortened to one blank the runs mean the same to that pattern (blanks are only ever
+# optional there), so the thread keys are the same, found in linear time.
+_LONG_BLANKS = re.compile(r"\s{32,}")
+
+
+def _blank_runs_shortened(mail: InboundMail) -> InboundMail:
+    """The mail as thread_keys reads it (subject, new text, quoted text), long blank runs shortened."""
+    texts = (mail.subject, mail.new_text, mail.quoted_text)
+    if not any(_LONG_BLANKS.search(text) for text in texts):
+        return mail
+    subject, new_text, quoted_text = (_LONG_BLANKS.sub(" ", text) for text in texts)
+    return dataclasses.replace(mail, subject=subject, new_text=new_text, quoted_text=quoted_text)
+
+
 def language_text(mail: InboundMail) -> str:
     """The sender's own words: new text, else (a bare forward, a bounce) what there is."""
     for candidate in (mail.new_text, mail.text, mail.forwarded_text, mail.subject):
-        if sum(ch.isalpha() for ch in candidate) >= 3:
+        # Stop at the third letter: a long text is not read to the end to learn it has three.
+        if len(list(itertools.islice((ch for ch in candidate if ch.isalpha()), 3))) == 3:
             return candidate
     return mail.subject

@@ -13,6 +13,7 @@ of guessing. Plain text is split line by line on the conventions mail clients us
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import html as html_lib
 import re
@@ -38,7 +39,8 @@ _SENTINELS = (QUOTE_START, QUOTE_END, SIGNATURE_START)
 _INSCRIPTIS_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], table_cell_separator=" | ")
 
 # Invisible characters, and NUL, which no text means and PostgreSQL refuses to store.
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\x00\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# (A regex, not str.translate, which looks up a table for every character of a non-ASCII text.)
+_ZERO_WIDTH = re.compile("[\x00\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class TextSplit:
 
 def normalise(text: str) -> str:
     """NFKC (full-width digits and colons, NBSP) and `\\n` line ends, so later regexes see one form."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_ZERO_WIDTH)
+    text = _ZERO_WIDTH.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = unicodedata.normalize("NFKC", text)
     return "\n".join(line.rstrip() for line in text.split("\n"))
 
@@ -86,14 +88,45 @@ _SIGNATURE_CONTAINERS = (
     "//div[@id='Signature']",
     "//div[@id='signature']",
 )
-_TAG = re.compile(r"<[^>]*>")
+# A tag holds no "<": a "<" left open ends the attempt at the next "<" instead of the end of the text.
+_TAG = re.compile(r"<[^<>]*>")
+_HIDDEN_OPEN = re.compile(r"(?i)<(script|style|head)\b")
+_LINE_TAG = re.compile(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^<>]*>")
+
+
+#: HTML larger than this is converted without layout (no table columns, no quote containers):
+#: inscriptis lays out a 1 MB table in seconds, and no buyer writes half a megabyte of markup.
+MAX_LAYOUT_HTML = 500_000
+_DATA_URI = re.compile(r"""data:[^"'\s)>]{256,}""")
 
 
 def _crude_html_text(html: str) -> str:
     """Last resort when lxml cannot build a tree (empty or binary 'HTML')."""
-    text = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", html)
-    text = re.sub(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^>]*>", "\n", text)
+    text = _LINE_TAG.sub("\n", _without_hidden(html))
     return html_lib.unescape(_TAG.sub("", text))
+
+
+def _without_hidden(html: str) -> str:
+    """The HTML without <script>, <style> and <head> elements. Each closing tag is looked up once
+    (a regex with a lazy ".*?" read to the end of the text for every unclosed opening)."""
+    closings: dict[str, list[int]] = {}
+    out: list[str] = []
+    done = 0
+    for opening in _HIDDEN_OPEN.finditer(html):
+        if opening.start() < done:
+            continue
+        name = opening.group(1).lower()
+        if name not in closings:
+            closings[name] = [m.end() for m in re.finditer(rf"(?i)</{name}\s*>", html)]
+        ends = closings[name]
+        i = bisect.bisect_right(ends, opening.end() - 1)
+        if i == len(ends):
+            continue  # never closed: left as it is, like the regex did
+        out.append(html[done : opening.start()])
+        out.append(" ")
+        done = ends[i]
+    out.append(html[done:])
+    return "".join(out)
 
 
 def _mark(element: lxml.html.HtmlElement, text: str, *, after: bool) -> None:
@@ -116,6 +149,10 @@ def html_to_text(html: str, *, mark_quotes: bool = False) -> str:
     with the sentinels that `split_message` understands. Never raises."""
     if not html.strip():
         return ""
+    if len(html) > MAX_LAYOUT_HTML:
+        html = _DATA_URI.sub("data:", html)  # pictures written into the HTML are not text
+        if len(html) > MAX_LAYOUT_HTML:
+            return _crude_html_text(html)
     try:
         tree = lxml.html.document_fromstring(html)
     except Exception:  # lxml raises several types on junk; any of them means "no tree"
@@ -217,6 +254,28 @@ _WROTE = re.compile(
     r"kirjoitti|írta|έγραψε)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
+
+
+def _wrote_last_letters() -> frozenset[str]:
+    """The letters an attribution ending ("wrote", "schrieb", "写道"...) can end with, in any case."""
+    body = _WROTE.pattern[len("(?:") : _WROTE.pattern.index(")\\s*")]
+    words = [w.replace("\\b", "").replace("\\(", "(").replace("\\)", ")") for w in body.split("|")]
+    last = {w[-1] for w in words if w}
+    variants = {v for c in last for v in (c, c.upper(), c.lower(), c.upper().lower(), c.lower().upper())}
+    return frozenset(v for v in variants | {"İ", "I", "i", "ı"} if len(v) == 1)
+
+
+_WROTE_LAST = _wrote_last_letters()
+
+
+def _wrote(text: str) -> bool:
+    """Does the text end like "…wrote:"? Most lines end with a letter no attribution ends with,
+    which one look at the last letter settles before the 40-way search of the last 80 characters."""
+    tail = text[-80:]
+    end = tail.rstrip().rstrip(":：").rstrip()
+    return bool(end) and end[-1] in _WROTE_LAST and _WROTE.search(tail) is not None
+
+
 _ATTRIBUTION_OPENER = re.compile(
     r"^(?:on|am|le|el|em|il|op|den|dne|dnia|w dniu|в|vào|pada|tanggal|في|在|\d{1,4}[./年-])",
     re.IGNORECASE,
@@ -245,13 +304,15 @@ _HEADER_SUBJECT = (
     r"subject|betreff|objet|asunto|assunto|oggetto|onderwerp|ämne|emne|тема|主题|主旨|件名|konu|chủ đề|"
     r"tiêu đề|perihal|subjek|الموضوع|temat|předmět|제목"
 )
-_FROM_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_FROM})\s*\*?\s*[:：]", re.IGNORECASE)
-_DATE_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_DATE})\s*\*?\s*[:：]", re.IGNORECASE)
-_SUBJECT_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_SUBJECT})\s*\*?\s*[:：]", re.IGNORECASE)
-_OTHER_LINE = re.compile(rf"^[*>\s]*(?:{_HEADER_OTHER})\s*\*?\s*[:：]", re.IGNORECASE)
+# Possessive quantifiers (*+): no label starts with a blank, "*" or ">", and "\s*\*?\s*" could
+# split one long run of blanks in quadratically many ways before giving up.
+_FROM_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_FROM})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
+_DATE_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_DATE})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
+_SUBJECT_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_SUBJECT})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
+_OTHER_LINE = re.compile(rf"^[*>\s]*+(?:{_HEADER_OTHER})\s*+(?:\*\s*+)?[:：]", re.IGNORECASE)
 
 _FORWARD_MARKER = re.compile(
-    r"^[\s>*_=-]*(?:forwarded message|begin forwarded message|forwarded by\b.*|weitergeleitete nachricht|"
+    r"^[\s>*_=-]*+(?:forwarded message|begin forwarded message|forwarded by\b.*|weitergeleitete nachricht|"
     r"anfang der weitergeleiteten nachricht|message transféré|message transfere|début du message réexpédié|"
     r"message transmis|mensaje reenviado|inicio del mensaje reenviado|mensaje original reenviado|"
     r"mensagem encaminhada|início da mensagem encaminhada|início da mensagem reencaminhada|"
@@ -260,18 +321,18 @@ _FORWARD_MARKER = re.compile(
     r"転送されたメッセージ|iletilen mesaj|iletilmiş mesaj|tin nhắn đã chuyển tiếp|thư đã chuyển tiếp|"
     r"thư chuyển tiếp|pesan terusan|pesan yang diteruskan|الرسالة المعاد توجيهها|رسالة معاد توجيهها|"
     r"rozesłana wiadomość|přeposlaná zpráva|videresendt meddelelse|vidarebefordrat meddelande)"
-    r"[\s*_=:-]*$",
+    r"[\s*_=:-]*+$",
     re.IGNORECASE,
 )
 _ORIGINAL_MARKER = re.compile(
-    r"^[\s>*_=-]*(?:original message|original-nachricht|ursprüngliche nachricht|message d'origine|"
+    r"^[\s>*_=-]*+(?:original message|original-nachricht|ursprüngliche nachricht|message d'origine|"
     r"message d’origine|mensaje original|mensagem original|messaggio originale|oorspronkelijk bericht|"
     r"исходное сообщение|原始邮件|原始郵件|元のメッセージ|orijinal mesaj|özgün ileti|thư gốc|pesan asli|"
     r"الرسالة الأصلية|původní zpráva|oryginalna wiadomość|alkuperäinen viesti|opprinnelig melding|"
-    r"ursprungligt meddelande|oprindelig meddelelse|reply message|回复的原邮件)[\s*_=:-]*$",
+    r"ursprungligt meddelande|oprindelig meddelelse|reply message|回复的原邮件)[\s*_=:-]*+$",
     re.IGNORECASE,
 )
-_RULE_LINE = re.compile(r"^\s*[_\-=—–]{8,}\s*$")
+_RULE_LINE = re.compile(r"^\s*+[_\-=—–]{8,}+\s*+$")
 
 # A subject that says the mail forwards something; then an Outlook header block is forwarded content.
 FORWARD_SUBJECT = re.compile(
@@ -291,7 +352,7 @@ _MOBILE_FOOTER = re.compile(
     re.IGNORECASE,
 )
 _DISCLAIMER = re.compile(
-    r"^\W*(?:confidential(?:ity)?(?: notice| note| statement)?\s*[:：]|disclaimer\b|"
+    r"^\W*+(?:confidential(?:ity)?(?: notice| note| statement)?\s*[:：]|disclaimer\b|"
     r"this (?:e-?mail|message) (?:and any|is intended|contains|may contain)|"
     r"the (?:contents|information) (?:of|in|contained in) this (?:e-?mail|message)|"
     r"avis de confidentialité|aviso de confidencialidad|aviso legal|vertraulichkeitshinweis|"
@@ -317,9 +378,15 @@ _VALEDICTION = re.compile(
     r"مع تحياتي|مع التحية|شكرا|شكراً|شكرًا|وشكرا|تحياتي|"
     r"谢谢|謝謝|此致|敬礼|祝好|顺祝商祺|顺颂商祺|多谢|感谢|"
     r"よろしくお願いします|よろしくお願いいたします|よろしくお願い致します|宜しくお願いします|以上)"
-    r"\s*[,.!！。，、]*\s*$",
+    r"\s*+[,.!！。，、]*+\s*+$",
     re.IGNORECASE,
 )
+#: Only this many lines of a body are looked at for where the quoted history, forward or signature
+#: starts; below them only ">" lines are told apart (as quoted), the rest is new text. A person's
+#: new text is never that long, and the checks cost microseconds per line (seconds for a megabyte
+#: of short lines).
+MAX_LINES_SPLIT = 10_000
+
 _REPLY_PARSER_HINT = re.compile(
     r"napsal|skrev|작성|schrieb|wrote|écrit|escribió|scritto|schreef|写道|[:：]\s*$"
 )
@@ -337,7 +404,7 @@ def _attribution_length(lines: list[str], i: int) -> int:
     first = lines[i].strip()
     if not first or len(first) > 300:
         return 0
-    if _WROTE.search(first[-80:]) or (first[-1] in ":：" and _ADDRESS_COLON.match(first)):
+    if _wrote(first) or (first[-1] in ":：" and _ADDRESS_COLON.match(first)):
         return 1
     if not _ATTRIBUTION_OPENER.match(first):
         return 0
@@ -348,7 +415,7 @@ def _attribution_length(lines: list[str], i: int) -> int:
         joined += " " + lines[i + extra].strip()
         if len(joined) > 400:
             return 0
-        if _WROTE.search(joined[-80:]) or (joined[-1] in ":：" and _ADDRESS_COLON.match(joined)):
+        if _wrote(joined) or (joined[-1] in ":：" and _ADDRESS_COLON.match(joined)):
             return extra + 1
     return 0
 
@@ -436,7 +503,7 @@ def _reply_parser_cut(text: str, lines: list[str]) -> int | None:
 def _credible_header(header: str) -> bool:
     """Its "two label lines" rule also fires on "From: Ningbo / To: Los Angeles"; ask for more."""
     header_lines = [line for line in header.split("\n") if line.strip()]
-    if "@" in header or any(_WROTE.search(line[-80:]) for line in header_lines):
+    if "@" in header or any(_wrote(line) for line in header_lines):
         return True
     return any(_DATE_LINE.match(line) for line in header_lines) and any(
         _SUBJECT_LINE.match(line) for line in header_lines
@@ -469,8 +536,11 @@ def split_message(text: str, *, subject: str = "") -> TextSplit:
                 return
 
     i = 0
-    while i < n:
+    while i < min(n, MAX_LINES_SPLIT):
         stripped = lines[i].strip()
+        if not stripped:
+            i += 1  # an empty line starts nothing and is part of what surrounds it
+            continue
         if stripped == QUOTE_START:
             depth, j = 1, i + 1
             while j < n and depth:
@@ -530,6 +600,11 @@ def split_message(text: str, *, subject: str = "") -> TextSplit:
             break
         i += 1
 
+    if i >= MAX_LINES_SPLIT:
+        # Past the limit only the cheap sign is read: a ">" line is still quoted history.
+        for k in range(i, n):
+            if kinds[k] == "new" and _is_quote_line(lines[k]):
+                kinds[k] = "quoted"
     if not found_cut:
         cut = _reply_parser_cut(text, lines)
         if cut is not None and cut > 0:
@@ -557,7 +632,7 @@ def _join(lines: object) -> str:
 def _signature_start(lines: list[str], new_lines: list[int], marked: int | None) -> int | None:
     """First line of the signature among the new lines, or None."""
     content_seen = False
-    for pos, k in enumerate(new_lines):
+    for pos, k in enumerate(new_lines[:MAX_LINES_SPLIT]):
         if marked is not None and k >= marked:
             return marked
         stripped = lines[k].strip()
@@ -567,18 +642,36 @@ def _signature_start(lines: list[str], new_lines: list[int], marked: int | None)
             return k
         if content_seen and _DISCLAIMER.match(stripped):
             return k
-        if content_seen and _VALEDICTION.match(stripped) and _is_sign_off(lines, new_lines[pos + 1 :]):
-            following = [j for j in new_lines[pos + 1 :] if lines[j].strip()]
-            return following[0] if following else None
+        if content_seen and _VALEDICTION.match(stripped):
+            following = _following_lines(lines, new_lines, pos + 1)
+            if _is_sign_off(lines, following):
+                return following[0] if following else None
         content_seen = True
     return marked
 
 
-def _is_sign_off(lines: list[str], rest: list[int]) -> bool:
+# A sign-off is followed by a short block; more non-empty lines than this are more paragraphs.
+_SIGN_OFF_BLOCK = 30
+
+
+def _following_lines(lines: list[str], new_lines: list[int], pos: int) -> list[int]:
+    """The non-empty new lines from `pos` on, up to one more than a sign-off block may have (a
+    mail of thousands of "Thanks" lines is not re-read to its end for every one of them)."""
+    found: list[int] = []
+    for k in range(pos, len(new_lines)):
+        j = new_lines[k]
+        if lines[j].strip():
+            found.append(j)
+            if len(found) > _SIGN_OFF_BLOCK:
+                break
+    return found
+
+
+def _is_sign_off(lines: list[str], following: list[int]) -> bool:
     """After "Regards," comes a short name line and a contact block, not more paragraphs."""
-    following = [lines[j].strip() for j in rest if lines[j].strip()]
     if not following:
         return True
-    if len(following) > 30:
+    if len(following) > _SIGN_OFF_BLOCK:
         return False
-    return len(following[0].split()) <= 6 and len(following[0]) <= 60
+    first = lines[following[0]].strip()
+    return len(first.split()) <= 6 and len(first) <= 60

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailbot.core.authentication import AUTH_VERDICTS, auth_verdict
+from mailbot.core.bounded_patterns import BoundedPattern, PatternBank, PatternProblem, bounded
 from mailbot.core.types import AutomationKind, Intent, Reading, ThreadMatch
 
 #: Regular expressions only ever look at this much text, so one odd 20 MB message cannot stall routing.
@@ -26,11 +27,17 @@ MAX_TEXT = 100_000
 
 @dataclass(frozen=True)
 class RuleFacts:
-    """What the rules may look at: the reading of the mail, where it arrived and the case it joins."""
+    """What the rules may look at: the reading of the mail, where it arrived and the case it joins.
+
+    `memo` keeps what several conditions share while one message is evaluated (the text the
+    body conditions read, which patterns of a rule set match it), so a thousand rules do not
+    rebuild it a thousand times.
+    """
 
     reading: Reading
     mailbox: str
     thread: ThreadMatch
+    memo: dict[object, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,18 @@ class ValueProblem(Exception):
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The names a rule set may refer to besides the fixed ones (intents, automation kinds)."""
+    """The names a rule set may refer to besides the fixed ones (intents, automation kinds), and
+    the pattern banks its `*_matches` conditions share (one per kind of text)."""
 
     mailboxes: frozenset[str] | None = None  # None: not known here, any name is accepted
     word_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    banks: dict[str, PatternBank] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def bank(self, label: str) -> PatternBank:
+        found = self.banks.get(label)
+        if found is None:
+            found = self.banks[label] = PatternBank(ignore_case=True)
+        return found
 
 
 @dataclass(frozen=True)
@@ -137,15 +152,14 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _pattern(value: Any, at: tuple[str | int, ...] = ()) -> re.Pattern[str]:
+def _pattern(value: Any, at: tuple[str | int, ...] = ()) -> BoundedPattern:
+    """A supervisor's pattern, matched in linear time; one that cannot be is a file error."""
     if not isinstance(value, str):
         raise ValueProblem(f"expected a pattern (text), got {_kind(value)}", at)
-    if not value:
-        raise ValueProblem("the pattern is empty", at)
     try:
-        return re.compile(value, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueProblem(f"not a valid pattern: {exc.msg} at position {exc.pos}", at) from None
+        return bounded(value, ignore_case=True)
+    except PatternProblem as problem:
+        raise ValueProblem(problem.message, at) from None
 
 
 def _no_space_script(char: str) -> bool:
@@ -194,8 +208,12 @@ def _listing(values: Sequence[str]) -> str:
 
 
 def _body(facts: RuleFacts) -> str:
-    mail = facts.reading.mail
-    return (mail.new_text + "\n" + mail.forwarded_text)[:MAX_TEXT]
+    found: str | None = facts.memo.get(_body)
+    if found is None:
+        mail = facts.reading.mail
+        found = (mail.new_text[:MAX_TEXT] + "\n" + mail.forwarded_text[:MAX_TEXT])[:MAX_TEXT]
+        facts.memo[_body] = found
+    return found
 
 
 # -- builders -------------------------------------------------------------------------------------
@@ -252,14 +270,27 @@ def _flag(
 
 
 def _matches(label: str, text: Callable[[RuleFacts], str]) -> Callable[[Any, Vocabulary], Check]:
-    def build(value: Any, _vocabulary: Vocabulary) -> Check:
+    """A pattern condition. Every pattern of the rule set on the same text sits in one bank, which
+    finds all that match in one pass; only a hit is searched again, to quote what it matched."""
+
+    def build(value: Any, vocabulary: Vocabulary) -> Check:
         pattern = _pattern(value)
+        bank = vocabulary.bank(label)
+        index = bank.add(pattern)
+        miss = Verdict(False, f"{label} does not match /{pattern.source}/")
+
+        key = (id(bank), label)
 
         def check(facts: RuleFacts) -> Verdict:
+            hits: frozenset[int] | None = facts.memo.get(key)
+            if hits is None:
+                hits = facts.memo[key] = bank.matching(text(facts)[:MAX_TEXT])
+            if index not in hits:
+                return miss
             found = pattern.search(text(facts)[:MAX_TEXT])
-            if found:
-                return Verdict(True, f"{label} matches /{pattern.pattern}/ at {_quote(found.group(0))}")
-            return Verdict(False, f"{label} does not match /{pattern.pattern}/")
+            if found is None:  # the bank and the pattern disagree: trust the pattern
+                return miss
+            return Verdict(True, f"{label} matches /{pattern.source}/ at {_quote(found.group(0))}")
 
         return check
 
@@ -351,7 +382,7 @@ def _header(value: Any, _vocabulary: Vocabulary) -> Check:
             'expected a table of header name = pattern, like header = { "List-Id" = "" }, '
             f"got {_kind(value) if value != {} else 'an empty table'}"
         )
-    wanted: list[tuple[str, re.Pattern[str] | None]] = []
+    wanted: list[tuple[str, BoundedPattern | None]] = []
     for name, pattern in value.items():
         if not re.fullmatch(r"[!-9;-~]+", name):
             raise ValueProblem(f"'{name}' is not a header name", (name,))
@@ -369,8 +400,8 @@ def _header(value: Any, _vocabulary: Vocabulary) -> Check:
                 continue
             found = next((m for v in values if (m := pattern.search(v[:MAX_TEXT]))), None)
             if found is None:
-                return Verdict(False, f"{name} header {_quote(values[0])} does not match /{pattern.pattern}/")
-            said.append(f"{name} header matches /{pattern.pattern}/")
+                return Verdict(False, f"{name} header {_quote(values[0])} does not match /{pattern.source}/")
+            said.append(f"{name} header matches /{pattern.source}/")
         return Verdict(True, "; ".join(said))
 
     return check
