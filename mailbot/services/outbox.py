@@ -193,6 +193,7 @@ def _send_one(
         handed_over = True
         crash_point("after-handover-mark")
 
+    crash_point("after-claim")
     try:
         transport.send(item.raw, mail_from=item.mail_from, rcpt_to=[item.rcpt_to], on_handover=on_handover)
     except _ClaimLost:
