@@ -23,6 +23,7 @@ from mailbot.core.types import AutomationKind, Intent, Reading, ThreadMatch
 MAX_TEXT = 100_000
 
 
+
 @dataclass(frozen=True)
 class RuleFacts:
     """What the rules may look at: the reading of the mail, where it arrived and the case it joins."""
