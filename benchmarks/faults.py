@@ -154,7 +154,7 @@ def measure(row: Row, st: Stage, message_ids: list[str], *, crashes: bool) -> No
     engine = make_engine(st.url)
     try:
         with Session(engine) as session:
-            ledger = Counter(m for m in session.exec(select(MailRecord.message_id)) if m)
+            ledger = Counter(m.strip("<>") for m in session.exec(select(MailRecord.message_id)) if m)
             routed_ids = [
                 m for m in session.exec(select(MailRecord.message_id).where(MailRecord.outcome == "routed"))
             ]
@@ -166,7 +166,7 @@ def measure(row: Row, st: Stage, message_ids: list[str], *, crashes: bool) -> No
             ).all()
     finally:
         engine.dispose()
-    row.lost = sum(1 for m in message_ids if m not in ledger) + unacked
+    row.lost = sum(1 for m in message_ids if m.strip("<>") not in ledger) + unacked
     row.lost += sum(1 for item in outbox if item.status not in {"sent", "pending", "failed", "uncertain"})
     row.duplicate_cases = sum(n - 1 for n in Counter(cases).values() if n > 1)
     row.duplicate_cases += sum(n - 1 for n in Counter(routed_ids).values() if n > 1)
