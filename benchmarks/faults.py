@@ -177,6 +177,7 @@ def measure(row: Row, st: Stage, message_ids: list[str], *, crashes: bool) -> No
     delivered = set(captured)
     if crashes:
         row.false_recoveries = sum(1 for s in recovered if not any(m in s for m in delivered))
+        row.notes.append(f"{len(recovered)} replies found in Sent after a kill (not resent)")
     else:
         row.false_recoveries = len(recovered)
     row.uncertain = sum(1 for item in outbox if item.status == "uncertain")
