@@ -133,7 +133,11 @@ class Runtime:
         return [name for name, box in self.settings.mailboxes.items() if box.enabled]
 
     def poll(self, mailbox: str) -> PollReport:
-        """Poll `mailbox` if this worker gets its lease; another worker's poll in progress is skipped."""
+        """Poll `mailbox` if this worker gets its lease; another worker's poll in progress is skipped.
+
+        While the poll runs, a small thread beats this worker's heartbeat and renews the lease, so a
+        long fetch or backlog keeps it, in the worker and in `poll --once` alike.
+        """
         self.intake.rules = self.rules
         coordination.beat(self.engine, self.worker, self.clock())
         if not coordination.acquire_lease(self.engine, mailbox, self.worker, self.clock(), self.liveness):
@@ -142,7 +146,10 @@ class Runtime:
         with self._lock:
             self._polling.add(mailbox)
             self._lost.discard(mailbox)
-        self._local.polling = (mailbox, [self.clock()])
+        self._local.polling = mailbox
+        done = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(done, mailbox), daemon=True)
+        beating.start()
         try:
             try:
                 source = self.source(mailbox)
@@ -152,27 +159,27 @@ class Runtime:
                 return report
             return poll_mailbox(self.intake, mailbox, source, batch_size=self.batch_size(mailbox))
         finally:
+            done.set()
+            beating.join()
             self._local.polling = None
             with self._lock:
                 self._polling.discard(mailbox)
             coordination.release_lease(self.engine, mailbox, self.worker)
 
-    def _should_stop(self) -> bool:
-        """The intake's `should_stop`: a stop was asked for, or this thread's poll lost its lease.
+    def _beat_until(self, done: threading.Event, mailbox: str) -> None:
+        while not done.wait(self.liveness.heartbeat.total_seconds()):
+            try:
+                self._renew([mailbox], self.clock())
+            except Exception as exc:  # the database is away for a moment: the next beat tries again
+                log.warning("mailbox %s: renewing the lease failed: %s", mailbox, exc)
 
-        Between messages it also renews the lease of the mailbox this thread is polling, so a long
-        backlog keeps it even without the worker's heartbeat job (`poll --once`).
-        """
+    def _should_stop(self) -> bool:
+        """The intake's `should_stop`: a stop was asked for, or this thread's poll lost its lease."""
         if self.should_stop():
             return True
-        current = getattr(self._local, "polling", None)
-        if current is None:
+        mailbox = getattr(self._local, "polling", None)
+        if mailbox is None:
             return False
-        mailbox, renewed = current
-        now = self.clock()
-        if now - renewed[0] >= self.liveness.heartbeat:
-            renewed[0] = now
-            self._renew([mailbox], now)
         with self._lock:
             lost = mailbox in self._lost
         if lost:

@@ -58,14 +58,18 @@ class Worker:
             report = self.runtime.drain()
         finally:
             self._draining.release()
-        if report.sent or report.failed or report.uncertain:
+        if report.sent or report.failed or report.uncertain or report.recovered or report.requeued:
             log.info(
-                "outbox: %d sent, %d retried, %d failed, %d uncertain",
+                "outbox: %d sent, %d retried, %d failed, %d uncertain, %d recovered, %d queued again",
                 report.sent,
                 report.retried,
                 report.failed,
                 report.uncertain,
+                report.recovered,
+                report.requeued,
             )
+        for warning in report.warnings:
+            log.warning("outbox: %s", warning)
 
     def _heartbeat_job(self) -> None:
         try:

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine
 from mailbot.store import repo
 from mailbot.store.db import session_scope
 
+_FORGET_AFTER = timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class WorkerIdentity:
@@ -60,8 +62,10 @@ class LiveSet:
 
 
 def beat(engine: Engine, me: WorkerIdentity, now: datetime) -> None:
+    """This worker is alive. Rows of workers silent for a day are dropped (each `poll --once` is one)."""
     with session_scope(engine) as session:
         repo.beat(session, me.id, me.host, me.pid, now)
+        repo.forget_workers_before(session, now - _FORGET_AFTER)
 
 
 def retire(engine: Engine, me: WorkerIdentity, mailboxes: list[str]) -> None:

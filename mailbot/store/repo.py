@@ -496,6 +496,11 @@ def beat(session: Session, worker_id: str, host: str, pid: int, now: datetime) -
     )
 
 
+def forget_workers_before(session: Session, cutoff: datetime) -> None:
+    """Drop heartbeat rows silent since `cutoff`: an absent owner counts as gone all the same."""
+    session.execute(delete(WorkerBeat).where(col(WorkerBeat.heartbeat_at) < cutoff))
+
+
 def remove_worker(session: Session, worker_id: str) -> None:
     session.execute(delete(WorkerBeat).where(col(WorkerBeat.id) == worker_id))
 
