@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -174,9 +175,10 @@ def measure(row: Row, st: Stage, message_ids: list[str], *, crashes: bool) -> No
     row.duplicate_replies = max(
         row.duplicate_replies, sum(n - 1 for n in Counter(recipients).values() if n > 1)
     )
-    delivered = set(captured)
+    delivered = {str(m).strip("<> ") for m in captured}
     if crashes:
-        row.false_recoveries = sum(1 for s in recovered if not any(m in s for m in delivered))
+        named = [re.search(r"reply <([^>]+)>", summary) for summary in recovered]
+        row.false_recoveries = sum(1 for m in named if m is None or m.group(1) not in delivered)
         row.notes.append(f"{len(recovered)} replies found in Sent after a kill (not resent)")
     else:
         row.false_recoveries = len(recovered)
@@ -184,6 +186,9 @@ def measure(row: Row, st: Stage, message_ids: list[str], *, crashes: bool) -> No
     row.uncertain_not_handed_over = sum(
         1 for item in outbox if item.status == "uncertain" and item.handed_over_at is None
     )
+    if row.uncertain:
+        reached = sum(1 for i in outbox if i.status == "uncertain" and i.message_id.strip("<> ") in delivered)
+        row.notes.append(f"{reached} of {row.uncertain} uncertain replies had reached the server")
     stuck = sum(1 for item in outbox if item.status in {"pending", "sending"})
     if stuck:
         row.notes.append(f"{stuck} replies still pending")
