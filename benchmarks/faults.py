@@ -54,6 +54,8 @@ from mailbot.store.db import make_engine, session_scope, upgrade  # noqa: E402
 from mailbot.store.tables import Case, CaseEvent, MailRecord, OutboxItem  # noqa: E402
 
 REPLY_LIMIT = 5  # replies_per_sender_per_hour in the config below (the default)
+#: The fault-injection points of the services (MAILBOT_CRASH_AT): the process SIGKILLs itself there.
+CRASH_POINTS = ("after-ledger-commit", "after-claim", "after-handover-mark", "after-smtp-accept")
 
 
 @dataclass
@@ -88,10 +90,11 @@ class Stage:
     config: Path
     env: dict[str, str]
 
-    def mailbot(self, *args: str) -> subprocess.Popen[str]:
+    def mailbot(self, *args: str, crash_at: str | None = None) -> subprocess.Popen[str]:
+        env = {**self.env, "MAILBOT_CRASH_AT": crash_at} if crash_at else self.env
         return subprocess.Popen(
             [sys.executable, "-m", "mailbot", "--config", str(self.config), *args],
-            env=self.env,
+            env=env,
             cwd=self.config.parent,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -215,15 +218,24 @@ def kill_storm(
             ids += [f"<storm-{box}-{n}@shop{n % 97}.example>" for n in range(mails // 2)]
             dovecot.append_many(st.users[box], raws)
         logs = ""
+        kinds: Counter[str] = Counter()
         while row.kills < kills:
-            process = st.mailbot("poll", "--once")
+            # Half the kills at a random moment, half at a random one of the named crash points (the
+            # timed ones mostly land in the intake, which comes first; the named ones reach the sends).
+            point = rng.choice(CRASH_POINTS) if rng.random() < 0.5 else None
+            process = st.mailbot("poll", "--once", crash_at=point)
             try:
-                process.wait(timeout=rng.uniform(1.0, 6.0))
+                process.wait(timeout=rng.uniform(1.0, 6.0) if point is None else 300)
                 logs += process.communicate()[1]
+                if process.returncode == -signal.SIGKILL:
+                    row.kills += 1
+                    kinds[point or "timed"] += 1
             except subprocess.TimeoutExpired:
                 process.send_signal(signal.SIGKILL)
                 logs += process.communicate()[1]
                 row.kills += 1
+                kinds["timed"] += 1
+        row.notes.append("kills: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
         for _ in range(5):  # then run to the end
             done = st.poll_once()
             logs += done.stderr
