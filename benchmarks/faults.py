@@ -210,22 +210,31 @@ def kill_storm(
     row = Row("kill storm", kind, mails=mails)
     started = time.monotonic()
     with stage(dovecot, kind, workdir) as st:
+        # The backlog arrives in chunks, one before each run, so every run has mail to read and replies
+        # to send when it is killed (a backlog loaded at once is gone after the first few runs).
         ids: list[str] = []
+        chunks: list[tuple[str, list[bytes]]] = []
+        per_box = mails // 2
+        step = max(1, per_box // kills)
         for box, address in (("pm", "ta-pm"), ("inspection", "ta-inspection")):
             raws = [
-                buyer_mail(f"storm-{box}", n, to=f"{address}@support.example.test") for n in range(mails // 2)
+                buyer_mail(f"storm-{box}", n, to=f"{address}@support.example.test") for n in range(per_box)
             ]
-            ids += [f"<storm-{box}-{n}@shop{n % 97}.example>" for n in range(mails // 2)]
-            dovecot.append_many(st.users[box], raws)
+            ids += [f"<storm-{box}-{n}@shop{n % 97}.example>" for n in range(per_box)]
+            chunks += [(box, raws[i : i + step]) for i in range(0, per_box, step)]
+        rng.shuffle(chunks)
         logs = ""
         kinds: Counter[str] = Counter()
         while row.kills < kills:
+            if chunks:
+                box, raws = chunks.pop()
+                dovecot.append_many(st.users[box], raws)
             # Half the kills at a random moment, half at a random one of the named crash points (the
             # timed ones mostly land in the intake, which comes first; the named ones reach the sends).
             point = rng.choice(CRASH_POINTS) if rng.random() < 0.5 else None
             process = st.mailbot("poll", "--once", crash_at=point)
             try:
-                process.wait(timeout=rng.uniform(1.0, 6.0) if point is None else 300)
+                process.wait(timeout=rng.uniform(1.0, 4.0) if point is None else 300)
                 logs += process.communicate()[1]
                 if process.returncode == -signal.SIGKILL:
                     row.kills += 1
@@ -236,7 +245,9 @@ def kill_storm(
                 row.kills += 1
                 kinds["timed"] += 1
         row.notes.append("kills: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
-        for _ in range(5):  # then run to the end
+        for box, raws in chunks:  # what is left of the backlog, then run to the end
+            dovecot.append_many(st.users[box], raws)
+        for _ in range(5):
             done = st.poll_once()
             logs += done.stderr
             if "0 fetched" in done.stdout and "outbox: 0 sent" in done.stdout:
