@@ -180,7 +180,7 @@ def measure(row: Row, st: Stage, message_ids: list[str], *, crashes: bool) -> No
     )
     delivered = {str(m).strip("<> ") for m in captured}
     if crashes:
-        named = [re.search(r"reply <([^>]+)>", summary) for summary in recovered]
+        named = [re.search(r"reply <?([^<>\s]+)>? was", summary) for summary in recovered]
         row.false_recoveries = sum(1 for m in named if m is None or m.group(1) not in delivered)
         row.notes.append(f"{len(recovered)} replies found in Sent after a kill (not resent)")
     else:
