@@ -7,6 +7,7 @@ module receives plain values and stays testable.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from mailbot.adapters.ports import MailSource, ReplyTransport, SentCopies
 from mailbot.adapters.smtp import FolderTransport, SmtpConfig, SmtpTransport
 from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
+from mailbot.services import coordination
+from mailbot.services.coordination import Liveness, WorkerIdentity
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
 from mailbot.services.rules_admin import RulesStatusFile, RulesWatcher
@@ -44,6 +47,18 @@ class Runtime:
     intake: Intake
     rules: RulesWatcher
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Who this process is to the other workers on the same database, and how liveness is judged.
+    worker: WorkerIdentity = field(default_factory=WorkerIdentity.new)
+    liveness: Liveness = field(default_factory=Liveness)
+    _polling: set[str] = field(default_factory=set, init=False, repr=False)
+    _lost: set[str] = field(default_factory=set, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
+    # Set by the worker: SIGTERM asks every service to finish the message in hand and stop.
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+
+    def __post_init__(self) -> None:
+        self.intake.should_stop = self._should_stop
 
     def source(self, mailbox: str) -> MailSource:
         box = self.settings.mailboxes[mailbox]
@@ -99,43 +114,108 @@ class Runtime:
             )
         )
 
-    def sent_copies(self) -> SentCopies | None:
+    def sent_copies(self, mailbox: str) -> SentCopies | None:
+        """Where the copies of `mailbox`'s replies are kept: its own IMAP account's Sent folder.
+
+        Per mailbox, so one account's bad password only holds back the recovery of its own replies.
+        A Maildir mailbox (or one no longer configured) keeps its copies in the local `sent/` folder.
+        """
         mode = self.settings.outbox.sent_copies
         if mode == "none":
             return None
-        if mode == "imap":
-            first = next(
-                (
-                    name
-                    for name, box in self.settings.mailboxes.items()
-                    if box.source == "imap" and box.enabled
-                ),
-                None,
-            )
-            if first is not None:
-                return ImapSentCopies(self._imap_config(first))
+        box = self.settings.mailboxes.get(mailbox)
+        if mode == "imap" and box is not None and box.imap is not None and box.imap.sent_folder:
+            return ImapSentCopies(self._imap_config(mailbox))
         return FolderSentCopies(self.settings.sent_dir)
 
     def enabled_mailboxes(self) -> list[str]:
         return [name for name, box in self.settings.mailboxes.items() if box.enabled]
 
     def poll(self, mailbox: str) -> PollReport:
+        """Poll `mailbox` if this worker gets its lease; another worker's poll in progress is skipped.
+
+        While the poll runs, a small thread beats this worker's heartbeat and renews the lease, so a
+        long fetch or backlog keeps it, in the worker and in `poll --once` alike.
+        """
         self.intake.rules = self.rules
+        coordination.beat(self.engine, self.worker, self.clock())
+        if not coordination.acquire_lease(self.engine, mailbox, self.worker, self.clock(), self.liveness):
+            log.info("mailbox %s: another worker is polling it; skipped this round", mailbox)
+            return PollReport(mailbox=mailbox)
+        with self._lock:
+            self._polling.add(mailbox)
+            self._lost.discard(mailbox)
+        self._local.polling = mailbox
+        done = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(done, mailbox), daemon=True)
+        beating.start()
         try:
-            source = self.source(mailbox)
-        except Exception as exc:  # a missing secret or a bad value must name the mailbox, not crash the run
-            report = PollReport(mailbox=mailbox, error=str(exc))
-            log.error("mailbox %s failed: %s", mailbox, exc)
-            return report
-        return poll_mailbox(self.intake, mailbox, source, batch_size=self.batch_size(mailbox))
+            try:
+                source = self.source(mailbox)
+            except Exception as exc:  # a missing secret or a bad value must name the mailbox, not crash
+                report = PollReport(mailbox=mailbox, error=str(exc))
+                log.error("mailbox %s failed: %s", mailbox, exc)
+                return report
+            return poll_mailbox(self.intake, mailbox, source, batch_size=self.batch_size(mailbox))
+        finally:
+            done.set()
+            beating.join()
+            self._local.polling = None
+            with self._lock:
+                self._polling.discard(mailbox)
+            coordination.release_lease(self.engine, mailbox, self.worker)
+
+    def _beat_until(self, done: threading.Event, mailbox: str) -> None:
+        while not done.wait(self.liveness.heartbeat.total_seconds()):
+            try:
+                self._renew([mailbox], self.clock())
+            except Exception as exc:  # the database is away for a moment: the next beat tries again
+                log.warning("mailbox %s: renewing the lease failed: %s", mailbox, exc)
+
+    def _should_stop(self) -> bool:
+        """The intake's `should_stop`: a stop was asked for, or this thread's poll lost its lease."""
+        if self.should_stop():
+            return True
+        mailbox = getattr(self._local, "polling", None)
+        if mailbox is None:
+            return False
+        with self._lock:
+            lost = mailbox in self._lost
+        if lost:
+            log.warning("mailbox %s: the lease was lost to another worker; stopping this poll", mailbox)
+        return lost
+
+    def heartbeat(self) -> None:
+        """Say this worker is alive and renew the leases of the mailboxes it is polling right now."""
+        with self._lock:
+            polling = sorted(self._polling)
+        self._renew(polling, self.clock())
+
+    def _renew(self, mailboxes: list[str], now: datetime) -> None:
+        coordination.beat(self.engine, self.worker, now)
+        for mailbox in mailboxes:
+            if not coordination.acquire_lease(self.engine, mailbox, self.worker, now, self.liveness):
+                with self._lock:
+                    self._lost.add(mailbox)
+
+    def retire(self) -> None:
+        """A clean stop: other workers need not wait for this one's heartbeat to age."""
+        coordination.retire(self.engine, self.worker, list(self.settings.mailboxes))
 
     def drain(self) -> DrainReport:
         policy = OutboxPolicy(
             max_attempts=self.settings.outbox.max_attempts,
             backoff_seconds=self.settings.outbox.backoff_seconds,
+            liveness=self.liveness,
         )
         return drain(
-            self.engine, self.transport, self.sent_copies(), self.clock, policy, self.intake.should_stop
+            self.engine,
+            self.transport,
+            self.sent_copies,
+            self.clock,
+            policy,
+            self.should_stop,
+            worker=self.worker,
         )
 
 

@@ -3,6 +3,10 @@
 APScheduler 3 runs each job in its own thread with `max_instances=1` and `coalesce=True`, so a slow
 mailbox never overlaps itself and never blocks the other. SIGTERM/SIGINT set a flag the services
 check between messages: the message in hand is finished and committed, then the worker exits.
+
+Several workers may run against one PostgreSQL database (see the README, "Running N workers"):
+each beats a heartbeat every few seconds, polls a mailbox only while it holds that mailbox's lease,
+and claims outbox rows under its own id; on a clean stop it removes its heartbeat row and leases.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class Worker:
         self.runtime = runtime
         self.stopping = threading.Event()
         self._draining = threading.Lock()  # the poll jobs and the outbox job may both want to drain
-        runtime.intake.should_stop = self.stopping.is_set
+        runtime.should_stop = self.stopping.is_set
         self.scheduler = BlockingScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         )
@@ -54,14 +58,24 @@ class Worker:
             report = self.runtime.drain()
         finally:
             self._draining.release()
-        if report.sent or report.failed or report.uncertain:
+        if report.sent or report.failed or report.uncertain or report.recovered or report.requeued:
             log.info(
-                "outbox: %d sent, %d retried, %d failed, %d uncertain",
+                "outbox: %d sent, %d retried, %d failed, %d uncertain, %d recovered, %d queued again",
                 report.sent,
                 report.retried,
                 report.failed,
                 report.uncertain,
+                report.recovered,
+                report.requeued,
             )
+        for warning in report.warnings:
+            log.warning("outbox: %s", warning)
+
+    def _heartbeat_job(self) -> None:
+        try:
+            self.runtime.heartbeat()
+        except Exception as exc:  # the database is unreachable: say so once per beat, keep running
+            log.warning("heartbeat failed: %s", exc)
 
     def _signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the message in hand, then stopping", signal.Signals(signum).name)
@@ -93,10 +107,26 @@ class Worker:
         self.scheduler.add_job(
             self.runtime.rules.current, "interval", seconds=5, id="rules", name="rules reload"
         )
+        self.scheduler.add_job(
+            self._heartbeat_job,
+            "interval",
+            seconds=self.runtime.liveness.heartbeat.total_seconds(),
+            id="heartbeat",
+            name="heartbeat",
+            next_run_time=_now(),
+        )
         signal.signal(signal.SIGTERM, self._signal)
         signal.signal(signal.SIGINT, self._signal)
-        log.info("worker started: mailboxes %s", ", ".join(self.runtime.enabled_mailboxes()))
+        log.info(
+            "worker %s started: mailboxes %s",
+            self.runtime.worker.id,
+            ", ".join(self.runtime.enabled_mailboxes()),
+        )
         self.scheduler.start()
+        try:
+            self.runtime.retire()
+        except Exception as exc:  # the database went away at shutdown: the heartbeat ages out instead
+            log.warning("worker could not sign off (%s); its heartbeat will go stale instead", exc)
         log.info("worker stopped")
 
 

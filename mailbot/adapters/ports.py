@@ -6,7 +6,7 @@ use cases testable against a real server *or* the local Maildir/outbox-folder im
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -19,9 +19,17 @@ class SourceError(Exception):
 class SendError(Exception):
     """A reply could not be handed to the mail server."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, recipient_refused: bool = False, outcome_unknown: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        # The whole message was sent but no answer came (connection lost, or the answer came too
+        # late): the server may have taken it. Resending without evidence could deliver it twice.
+        self.outcome_unknown = outcome_unknown
+        # The server refused the recipient or the message for it (RCPT or DATA), not the sender,
+        # the login or the connection: a permanent refusal means the address is to be suppressed.
+        self.recipient_refused = recipient_refused
 
 
 @dataclass(frozen=True)
@@ -69,8 +77,19 @@ class ReplyTransport(Protocol):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    def send(self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> None:
-        """Raises SendError (permanent or not) when the server refuses."""
+    def send(
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        on_handover: Callable[[], None] | None = None,
+    ) -> None:
+        """Raises SendError (permanent or not) when the server refuses.
+
+        `on_handover` is called at the last moment the server cannot yet have the message (for SMTP:
+        right before the final "." of DATA). If it raises, the message is not completed.
+        """
         ...
 
 

@@ -6,6 +6,13 @@ connection found dead when the next message *starts* (the MAIL command fails, or
 yet, so this cannot send it twice. A connection lost *during* a message is not retried here: the
 server may or may not have taken the message, and the outbox decides what to do about that.
 
+The hand-over: DATA is written out here rather than by smtplib so that the caller's `on_handover`
+runs after the content and right before the final "." — the one line that lets the server accept
+the message. Until then a lost connection cannot have delivered anything (safe to resend); after
+it, a lost or late answer is ambiguous (`SendError.outcome_unknown`). The answer to the final "."
+is awaited `final_reply_timeout` seconds (RFC 5321 §4.5.3.2.6 suggests 10 minutes), much longer than
+the other commands, because a slow 250 turned into a timeout is exactly the ambiguous case.
+
 Refusals become `SendError`: 5xx replies are permanent (resending cannot help), 4xx replies and
 network trouble are temporary (the outbox retries with backoff).
 """
@@ -35,6 +42,7 @@ Security = Literal["tls", "starttls", "plain"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "plain": 25}
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 §4.5.2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +54,7 @@ class SmtpConfig:
     password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     timeout: float = 30.0
+    final_reply_timeout: float = 600.0  # the wait for the answer to DATA's final "."
     local_hostname: str | None = None  # the EHLO name; None: this machine's FQDN
 
     def __post_init__(self) -> None:
@@ -55,7 +64,7 @@ class SmtpConfig:
             raise ValueError(f'SMTP security "plain" is only allowed for a loopback host, not {self.host!r}')
         if (self.username is None) != (self.password is None):
             raise ValueError("SMTP username and password go together: set both or neither")
-        if self.timeout <= 0:
+        if self.timeout <= 0 or self.final_reply_timeout <= 0:
             raise ValueError("SMTP timeout must be positive")
 
     @property
@@ -134,7 +143,14 @@ class SmtpTransport:
         self._conn = conn
         return conn
 
-    def send(self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> None:
+    def send(
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        on_handover: Callable[[], None] | None = None,
+    ) -> None:
         recipients = [rcpt_to] if isinstance(rcpt_to, str) else list(rcpt_to)
         if not recipients:
             raise SendError("a reply without recipients cannot be sent", permanent=True)
@@ -142,13 +158,13 @@ class SmtpTransport:
         data = _LINE_END.sub(b"\r\n", raw)
         conn = self._conn or self._connect()
         try:
-            self._transaction(conn, data, mail_from, recipients)
+            self._transaction(conn, data, mail_from, recipients, on_handover)
         except _Dropped as dropped:
             self._discard()
             log.info("SMTP: %s dropped the connection (%s); reconnecting once", self.config.server, dropped)
             conn = self._connect()
             try:
-                self._transaction(conn, data, mail_from, recipients)
+                self._transaction(conn, data, mail_from, recipients, on_handover)
             except _Dropped as again:
                 self._discard()
                 raise SendError(
@@ -156,7 +172,14 @@ class SmtpTransport:
                     permanent=False,
                 ) from again
 
-    def _transaction(self, conn: smtplib.SMTP, data: bytes, mail_from: str, recipients: list[str]) -> None:
+    def _transaction(
+        self,
+        conn: smtplib.SMTP,
+        data: bytes,
+        mail_from: str,
+        recipients: list[str],
+        on_handover: Callable[[], None] | None,
+    ) -> None:
         server = self.config.server
         reply: bytes | str
         try:
@@ -181,21 +204,64 @@ class SmtpTransport:
             self._reset(conn)
             # temporary if any refusal was: a later attempt can still reach that recipient
             code, reply = max(refused.values(), key=lambda refusal: refusal[0] // 100 == 4)
-            raise self._refusal(f"refused recipient {', '.join(refused)}", code, reply)
+            raise self._refusal(f"refused recipient {', '.join(refused)}", code, reply, recipient=True)
 
-        try:
-            code, reply = self._step(conn, partial(conn.data, data))
-        except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
-            code, reply = exc.smtp_code, exc.smtp_error
+        code, reply = self._step(conn, partial(self._data_command, conn))
+        if code != 354:  # the DATA command itself was refused: nothing of the message was sent
+            self._reset(conn)
+            raise self._refusal("refused the message", code, reply, recipient=True)
+        code, reply = self._content(conn, data, on_handover)
         if code != 250:
             self._reset(conn)
-            raise self._refusal("refused the message", code, reply)
+            raise self._refusal("refused the message", code, reply, recipient=True)
         if refused:  # sent to the others; resending would duplicate it for them
             log.warning(
                 "SMTP: %s accepted the message but refused %s",
                 server,
                 "; ".join(f"{rcpt} ({_text(*answer)})" for rcpt, answer in refused.items()),
             )
+
+    @staticmethod
+    def _data_command(conn: smtplib.SMTP) -> tuple[int, bytes]:
+        conn.putcmd("data")
+        return conn.getreply()
+
+    def _content(
+        self, conn: smtplib.SMTP, data: bytes, on_handover: Callable[[], None] | None
+    ) -> tuple[int, bytes | str]:
+        """Send the message after 354, call `on_handover`, then the final "." and await the answer."""
+        body = _LEADING_DOT.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            conn.send(body)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:  # no final ".": nothing was accepted
+            self._discard()
+            raise self._error("sending", exc) from exc
+        if on_handover is not None:
+            try:
+                on_handover()
+            except BaseException:
+                self._discard()  # without the final "." the server drops the message
+                raise
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(max(self.config.final_reply_timeout, self.config.timeout))
+            conn.send(b".\r\n")
+            code, reply = conn.getreply()
+            if conn.sock is not None:
+                conn.sock.settimeout(self.config.timeout)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._discard()
+            error = self._error("waiting for the answer to a message", exc)
+            raise SendError(
+                f"{error} — the message was sent in full, the server may have taken it",
+                permanent=False,
+                outcome_unknown=True,
+            ) from exc
+        if code == 421:
+            self._discard()
+        return int(code), reply
 
     def _mail_options(self, conn: smtplib.SMTP, data: bytes, addresses: list[str]) -> list[str]:
         if not conn.does_esmtp:
@@ -231,9 +297,13 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError):
             self._discard()
 
-    def _refusal(self, what: str, code: int, reply: bytes | str) -> SendError:
+    def _refusal(self, what: str, code: int, reply: bytes | str, *, recipient: bool = False) -> SendError:
         permanent = 500 <= code < 600
-        return SendError(f"SMTP {self.config.server} {what}: {_text(code, reply)}", permanent=permanent)
+        return SendError(
+            f"SMTP {self.config.server} {what}: {_text(code, reply)}",
+            permanent=permanent,
+            recipient_refused=recipient,
+        )
 
     def _error(self, action: str, exc: BaseException) -> SendError:
         config = self.config
@@ -273,7 +343,16 @@ class FolderTransport:
     ) -> None:
         return None
 
-    def send(self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> None:
+    def send(
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        on_handover: Callable[[], None] | None = None,
+    ) -> None:
+        # No hand-over to mark: writing the same reply again replaces its own file, so a reply
+        # interrupted here is always safe to write again.
         name = file_name_for(raw)
         try:
             write_atomically(self.path / name, raw)

@@ -188,6 +188,8 @@ def poll(ctx: Context, once: bool, only: tuple[str, ...]) -> None:
         + (f", {outbox.uncertain} uncertain" if outbox.uncertain else "")
         + (f", {outbox.recovered} recovered" if outbox.recovered else "")
     )
+    for warning in outbox.warnings:  # e.g. one mailbox's Sent folder: only its own replies wait
+        click.echo(f"outbox: {warning}", err=True)
     if outbox.error:
         click.echo(f"outbox: FAILED: {outbox.error}", err=True)
     if failed or outbox.error:

@@ -443,6 +443,18 @@ def _apply(
             effects.events.append(bounce.event(now, mail_id))
         return decision.outcome
 
+    # The unique key on inbound Message-IDs makes the duplicate check above hold when two mailboxes
+    # receive the same mail at the same moment: the loser's insert waits for the winner and conflicts.
+    if mail.message_id and not repo.claim_inbound(session, mail.message_id, mailbox, sha, now):
+        seen = repo.inbound_message_on_case(session, mail.message_id)
+        effects.duplicate = 1
+        record(
+            Outcome.IGNORED,
+            "duplicate: Message-ID already claimed by another mailbox's copy (delivered to more than one "
+            "mailbox)",
+            case_id=seen.case_id if seen else None,
+        )
+        return Outcome.IGNORED
     case, created = _case_for(session, intake, mailbox, reading, decision, now, effects)
     if created:
         effects.cases_created.append(case.ref)

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, case, func, insert, or_, update
+from sqlalchemy import Table, case, delete, func, insert, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.core.types import CaseFacts, SenderHistory
@@ -16,11 +17,15 @@ from mailbot.store.tables import (
     CaseEvent,
     CaseMessage,
     CaseOrder,
+    InboundClaim,
     MailboxCursor,
+    MailboxLease,
     MailRecord,
     OutboxItem,
     RulesetVersion,
     Suppression,
+    WorkerBeat,
+    utcnow,
 )
 
 OPEN_STATUSES = ("open", "waiting")
@@ -246,6 +251,25 @@ def add_orders(session: Session, case: Case, numbers: Iterable[str]) -> None:
         session.add(CaseOrder(case_id=case.id, number=number))
 
 
+def claim_inbound(session: Session, message_id: str, mailbox: str, sha256: str, now: datetime) -> bool:
+    """Claim an inbound Message-ID for this message; False when another message holds it.
+
+    INSERT … ON CONFLICT DO NOTHING on the primary key: on PostgreSQL a concurrent transaction
+    inserting the same Message-ID waits for the first one to commit and then sees the conflict,
+    so two mailboxes polled at the same moment cannot both open a case for one mail.
+    """
+    statement = (
+        _upsert(session, InboundClaim)
+        .values(message_id=message_id, mailbox=mailbox, sha256=sha256, claimed_at=now)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+    if _inserted(session, statement, InboundClaim):
+        return True
+    held = session.get(InboundClaim, message_id)
+    # The same message decided again (e.g. reprocessed from quarantine) keeps its own claim.
+    return held is not None and held.mailbox == mailbox and held.sha256 == sha256
+
+
 def inbound_message_on_case(session: Session, message_id: str) -> CaseMessage | None:
     return session.exec(
         select(CaseMessage).where(CaseMessage.message_id == message_id, CaseMessage.direction == "in")
@@ -299,10 +323,17 @@ def sender_history(session: Session, address: str | None, now: datetime) -> Send
     return SenderHistory(replies_last_hour=int(hour), replies_last_day=int(day), hard_bounced=bounced)
 
 
-def suppress(session: Session, address: str, reason: str) -> None:
-    address = address.lower()
-    if session.get(Suppression, address) is None:
-        session.add(Suppression(address=address, reason=reason))
+def suppress(session: Session, address: str, reason: str, now: datetime | None = None) -> bool:
+    """Never write to `address` again; True when it was not suppressed yet.
+
+    An upsert, not a read-then-write: two poll jobs (or the drain) suppressing the same address at
+    the same moment must not fail on the primary key.
+    """
+    values = {"address": address.lower(), "reason": reason[:2000], "created_at": now or utcnow()}
+    statement = (
+        _upsert(session, Suppression).values(**values).on_conflict_do_nothing(index_elements=["address"])
+    )
+    return _inserted(session, statement, Suppression)
 
 
 def outbox_by_message_id(session: Session, message_id: str) -> OutboxItem | None:
@@ -312,23 +343,76 @@ def outbox_by_message_id(session: Session, message_id: str) -> OutboxItem | None
 # -- outbox ---------------------------------------------------------------------------------------
 
 
-def due_outbox(session: Session, now: datetime, limit: int) -> list[OutboxItem]:
+def claim_due_outbox(
+    session: Session, owner: str, now: datetime, limit: int, exclude: Iterable[int] = ()
+) -> list[OutboxItem]:
+    """Claim up to `limit` due replies for `owner`: `sending`, owned, one attempt more, not handed over.
+
+    On PostgreSQL the rows are locked with FOR UPDATE SKIP LOCKED, so concurrent drains of several
+    workers each get different rows without waiting on each other. SQLite has no row locks (the
+    clause is left out), but its writers are serialised (BEGIN IMMEDIATE): the select and the update
+    run under one write lock, which gives the same "each row to one drain" semantics.
+    """
+    query = select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
+    skip = list(exclude)
+    if skip:  # replies this drain already tried once
+        query = query.where(col(OutboxItem.id).not_in(skip))
+    ids = list(
+        session.exec(query.order_by(col(OutboxItem.id)).limit(limit).with_for_update(skip_locked=True))
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(OutboxItem)
+        .where(col(OutboxItem.id).in_(ids))
+        .values(status="sending", owner=owner, attempts=OutboxItem.attempts + 1, handed_over_at=None)
+    )
     return list(
-        session.exec(
-            select(OutboxItem)
-            .where(col(OutboxItem.status).in_(("pending", "sending")), OutboxItem.next_attempt_at <= now)
-            .order_by(col(OutboxItem.id))
-            .limit(limit)
-        )
+        session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(ids)).order_by(col(OutboxItem.id)))
     )
 
 
-def claim_outbox(session: Session, item_id: int) -> bool:
-    """Atomically move a reply from pending to sending; False when another drain got there first."""
+def mark_handed_over(session: Session, item_id: int, owner: str, now: datetime) -> bool:
+    """Record that the reply's content is about to reach the server; False if the row is not ours."""
     result = session.execute(
         update(OutboxItem)
-        .where(col(OutboxItem.id) == item_id, col(OutboxItem.status) == "pending")
-        .values(status="sending", attempts=OutboxItem.attempts + 1)
+        .where(
+            col(OutboxItem.id) == item_id, col(OutboxItem.owner) == owner, col(OutboxItem.status) == "sending"
+        )
+        .values(handed_over_at=now)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def release_outbox(session: Session, item_ids: Sequence[int], owner: str) -> None:
+    """Give claimed replies that never reached the server back to the queue (a drain stopping early)."""
+    if item_ids:
+        session.execute(
+            update(OutboxItem)
+            .where(
+                col(OutboxItem.id).in_(list(item_ids)),
+                col(OutboxItem.owner) == owner,
+                col(OutboxItem.status) == "sending",
+                col(OutboxItem.handed_over_at).is_(None),
+            )
+            .values(status="pending", owner=None, attempts=OutboxItem.attempts - 1)
+        )
+
+
+def sending_outbox(session: Session) -> list[OutboxItem]:
+    """Every reply in `sending`, whoever owns it (the caller decides whose owner is gone)."""
+    return list(
+        session.exec(select(OutboxItem).where(OutboxItem.status == "sending").order_by(col(OutboxItem.id)))
+    )
+
+
+def take_over_outbox(session: Session, item_id: int, old_owner: str | None, owner: str) -> bool:
+    """Make a row of a gone owner ours before recovering it; False when another worker took it first."""
+    owned = col(OutboxItem.owner).is_(None) if old_owner is None else col(OutboxItem.owner) == old_owner
+    result = session.execute(
+        update(OutboxItem)
+        .where(col(OutboxItem.id) == item_id, col(OutboxItem.status) == "sending", owned)
+        .values(owner=owner)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -337,8 +421,12 @@ def mark_outbox_sent(session: Session, item_ids: Sequence[int], now: datetime) -
     session.execute(
         update(OutboxItem)
         .where(col(OutboxItem.id).in_(list(item_ids)))
-        .values(status="sent", sent_at=now, last_error="")
+        .values(status="sent", sent_at=now, last_error="", owner=None)
     )
+
+
+def outbox_items(session: Session, item_ids: Sequence[int]) -> list[OutboxItem]:
+    return list(session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(list(item_ids)))))
 
 
 def outbox_counts(session: Session) -> dict[str, int]:
@@ -348,6 +436,90 @@ def outbox_counts(session: Session) -> dict[str, int]:
 
 def outbox_item(session: Session, item_id: int) -> OutboxItem | None:
     return session.get(OutboxItem, item_id)
+
+
+# -- several workers: mailbox leases and heartbeats ---------------------------------------------------
+
+
+def acquire_lease(session: Session, mailbox: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+    """Take or renew the lease on `mailbox` until now + ttl; False while another owner's lease runs.
+
+    One statement (an upsert whose update only applies to our own or an expired lease), so two
+    workers asking at the same moment cannot both get it.
+    """
+    table = _table(MailboxLease)
+    statement = _upsert(session, MailboxLease).values(mailbox=mailbox, owner=owner, expires_at=now + ttl)
+    statement = statement.on_conflict_do_update(
+        index_elements=["mailbox"],
+        set_={"owner": statement.excluded.owner, "expires_at": statement.excluded.expires_at},
+        where=or_(table.c.owner == owner, table.c.expires_at < now),
+    )
+    return _inserted(session, statement, MailboxLease)
+
+
+def lease_holder(session: Session, mailbox: str) -> str | None:
+    lease = session.get(MailboxLease, mailbox)
+    return lease.owner if lease is not None else None
+
+
+def take_over_lease(
+    session: Session, mailbox: str, old_owner: str, owner: str, now: datetime, ttl: timedelta
+) -> bool:
+    """Take the lease of a gone worker; False when somebody else changed it meanwhile."""
+    result = session.execute(
+        update(MailboxLease)
+        .where(col(MailboxLease.mailbox) == mailbox, col(MailboxLease.owner) == old_owner)
+        .values(owner=owner, expires_at=now + ttl)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def release_lease(session: Session, mailbox: str, owner: str) -> None:
+    session.execute(
+        delete(MailboxLease).where(col(MailboxLease.mailbox) == mailbox, col(MailboxLease.owner) == owner)
+    )
+
+
+def leases(session: Session) -> list[MailboxLease]:
+    return list(session.exec(select(MailboxLease).order_by(col(MailboxLease.mailbox))))
+
+
+def beat(session: Session, worker_id: str, host: str, pid: int, now: datetime) -> None:
+    """Insert or refresh this worker's heartbeat row."""
+    statement = _upsert(session, WorkerBeat).values(
+        id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"], set_={"heartbeat_at": statement.excluded.heartbeat_at}
+        )
+    )
+
+
+def forget_workers_before(session: Session, cutoff: datetime) -> None:
+    """Drop heartbeat rows silent since `cutoff`: an absent owner counts as gone all the same."""
+    session.execute(delete(WorkerBeat).where(col(WorkerBeat.heartbeat_at) < cutoff))
+
+
+def remove_worker(session: Session, worker_id: str) -> None:
+    session.execute(delete(WorkerBeat).where(col(WorkerBeat.id) == worker_id))
+
+
+def worker_beats(session: Session) -> list[WorkerBeat]:
+    return list(session.exec(select(WorkerBeat).order_by(col(WorkerBeat.id))))
+
+
+def _inserted(session: Session, statement: Any, model: type[SQLModel]) -> bool:
+    """Run an INSERT … ON CONFLICT; True when it wrote a row (RETURNING, as rowcount is not reliable)."""
+    key = next(iter(_table(model).primary_key.columns))
+    return session.execute(statement.returning(key)).first() is not None
+
+
+def _upsert(session: Session, model: type[SQLModel]) -> Any:
+    """INSERT … ON CONFLICT for the session's dialect (SQLite and PostgreSQL share the syntax)."""
+    bind = session.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(_table(model))
 
 
 # -- events, rule sets, health ----------------------------------------------------------------------
@@ -366,8 +538,13 @@ def add_event(
 
 
 def remember_ruleset(session: Session, version: str, files: dict[str, Any]) -> None:
-    if version and session.get(RulesetVersion, version) is None:
-        session.add(RulesetVersion(version=version, files=files))
+    """Record a rule set by its hash; an upsert, since two poll jobs meet a new version together."""
+    if version:
+        session.execute(
+            _upsert(session, RulesetVersion)
+            .values(version=version, files=files, first_used_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["version"])
+        )
 
 
 def cursors(session: Session) -> list[MailboxCursor]:

@@ -1,4 +1,5 @@
-"""The tables: ledger, cases, case messages, events, outbox, cursors, rule-set versions, suppressions.
+"""The tables: ledger, cases, case messages, events, outbox, cursors, rule-set versions, suppressions,
+and the coordination of several workers (claimed inbound Message-IDs, mailbox leases, worker heartbeats).
 
 The ledger (`MailRecord`) is the heart of exactly-once processing: a row keyed by
 (mailbox, UIDVALIDITY, UID) and the SHA-256 of the raw bytes is written in the same transaction as
@@ -132,6 +133,12 @@ class OutboxItem(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     sent_at: datetime | None = None
+    # The worker whose drain claimed the row (status `sending`); recovery only takes rows whose owner
+    # is gone, never another live worker's send in flight.
+    owner: str | None = Field(default=None, max_length=128)
+    # Committed right before the final "." of DATA: without it the server cannot have the message,
+    # so a failure or crash leaves the reply safe to send again; with it the outcome may be unknown.
+    handed_over_at: datetime | None = None
 
 
 class MailboxCursor(SQLModel, table=True):
@@ -165,6 +172,40 @@ class Suppression(SQLModel, table=True):
     address: str = Field(primary_key=True, max_length=320)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundClaim(SQLModel, table=True):
+    """An inbound Message-ID that opened or joined a case: the primary key makes the duplicate check
+    hold when two mailboxes receive the same mail at the same moment (no read-then-write)."""
+
+    __tablename__ = "inbound_claim"
+
+    message_id: str = Field(primary_key=True, max_length=998)
+    mailbox: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    claimed_at: datetime = Field(default_factory=utcnow)
+
+
+class MailboxLease(SQLModel, table=True):
+    """Which worker polls a mailbox now; a worker without the lease skips the mailbox this round."""
+
+    __tablename__ = "mailbox_lease"
+
+    mailbox: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=128)
+    expires_at: datetime
+
+
+class WorkerBeat(SQLModel, table=True):
+    """A running worker (host, pid) and its last heartbeat; outbox rows of a stale one are recovered."""
+
+    __tablename__ = "worker"
+
+    id: str = Field(primary_key=True, max_length=128)
+    host: str = Field(default="", max_length=255)
+    pid: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 # -- the staff console (issue 8): accounts, sessions, notes, corrections ------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 from fixtures.intake import Env
@@ -84,3 +85,49 @@ def test_db_upgrade_creates_the_schema(env: Env) -> None:
     result = env.mailbot("db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert "database is up to date" in result.stdout
+
+
+def test_a_reply_claimed_by_a_killed_poll_but_never_handed_over_is_sent_at_the_next_poll(env: Env) -> None:
+    env.append("pm", "cancellation.eml")
+
+    crashed = env.poll(extra_env={"MAILBOT_CRASH_AT": "after-claim"})
+    assert crashed.returncode == -signal.SIGKILL
+    assert env.smtp.messages == []
+
+    after = env.poll()
+
+    assert after.returncode == 0, after.stderr
+    assert "1 sent" in after.stdout and "uncertain" not in after.stdout
+    assert len(env.smtp.messages) == 1  # the poll has returned: nothing else is on its way
+    assert env.mailbot("status").returncode == 0
+
+
+def test_a_poll_killed_once_the_hand_over_is_marked_leaves_the_reply_uncertain_and_unsent(env: Env) -> None:
+    env.append("pm", "cancellation.eml")
+
+    crashed = env.poll(extra_env={"MAILBOT_CRASH_AT": "after-handover-mark"})
+    assert crashed.returncode == -signal.SIGKILL
+
+    after = env.poll()
+
+    assert "1 uncertain" in after.stdout
+    assert env.smtp.messages == []  # never resent without evidence
+    status = env.mailbot("status")
+    assert status.returncode == 1 and "1 uncertain" in status.stdout
+
+
+def test_a_mailbox_whose_sent_folder_cannot_be_opened_does_not_hold_back_the_other_mailboxs_replies(
+    env: Env,
+) -> None:
+    env.append("inspection", "dispute.eml")
+    crashed = env.poll(extra_env={"MAILBOT_CRASH_AT": "after-smtp-accept"})
+    assert crashed.returncode == -signal.SIGKILL
+    assert len(env.smtp.wait_for(1)) == 1
+    env.append("inspection", "cancellation.eml")
+
+    after = env.poll(extra_env={"MAILBOT_SECRET_PM_IMAP": "wrong-password"})
+
+    assert after.returncode == 1 and "pm: FAILED" in after.stderr
+    assert "1 recovered" in after.stdout and "1 sent" in after.stdout, after.stdout
+    assert "outbox: FAILED" not in after.stderr
+    assert len(env.smtp.messages) == 2

@@ -45,6 +45,9 @@ def test_upgrade_creates_every_table_and_is_idempotent(engine, database_url: str
         "mailbox_cursor",
         "ruleset_version",
         "suppression",
+        "inbound_claim",
+        "mailbox_lease",
+        "worker",
         "alembic_version",
     } <= names
     assert current_revision(engine) == "0003"
