@@ -23,6 +23,7 @@ from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
+from mailbot.services.reading_worker import ReaderPool
 from mailbot.services.rules_admin import RulesStatusFile, RulesWatcher
 from mailbot.settings import Settings
 from mailbot.store.db import make_engine, upgrade
@@ -170,7 +171,12 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         ),
         max_message_bytes=settings.limits.max_message_bytes,
         from_name=settings.identity.from_name,
+        max_batch_bytes=settings.limits.max_batch_bytes,
+        message_budget_seconds=settings.limits.message_budget_seconds,
+        readers=ReaderPool(identity),
     )
+    assert intake.readers is not None
+    intake.readers.warm()  # the reading process starts while the first mailbox is opened
     return Runtime(settings=settings, engine=engine, intake=intake, rules=rules)
 
 

@@ -1,0 +1,382 @@
+"""Reading mail in a child process, with a time budget per message.
+
+Reading (parse → automation → orders → language → intent) is pure but it is also where a hostile or
+pathological mail costs the most. In the main process a mail that reads for ever would stall its
+mailbox: the batch never commits, the same mail is read again at every poll, and the mail behind it
+is never processed. So the intake hands raw bytes to a pre-warmed child process and waits for each
+reading at most `budget` seconds. A child past the deadline is killed (SIGKILL: it holds nothing
+but the mail) and replaced, the mail gets a `TimeBudgetExceeded` result, and the next mail is read
+by the new child. A child that dies on its own (a crash in a C extension, the OOM killer) costs
+only the mail in hand, the same way.
+
+The child reads the next batch while the main process stores the current one, which puts the
+second CPU core to work: each `ProcessReader` has a feeder thread doing the send / wait / receive
+round trips, so `submit` returns at once and the results are collected later, in order.
+
+`ReaderPool` lends one `ProcessReader` per poll in progress (the worker polls mailboxes in parallel
+threads) and keeps them between polls, so a child process is started once, not per poll.
+`InlineReader` reads in the calling thread instead; it can only notice an overrun after the fact
+and is what tests and tools that build an `Intake` by hand get by default.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any, Protocol
+
+from mailbot.core.reading import ReadingConfig, read
+from mailbot.core.types import Identity, Reading
+
+log = logging.getLogger("mailbot.reading")
+
+#: read(raw, identity=…, config=…) -> Reading; a module-level function, so it can travel to the child.
+ReadFunction = Callable[..., Reading]
+
+#: The modules a fresh child needs, imported once in the fork server so each child starts warm.
+_PRELOAD = ["mailbot.core.reading"]
+_PR_SET_PDEATHSIG = 1
+
+
+class TimeBudgetExceeded(Exception):
+    """A mail took longer than its budget to read, decide and render. The message starts with
+    "time budget exceeded", which is what the ledger reason and the health view show."""
+
+
+class ReadingProcessDied(Exception):
+    """The child process died while reading a mail (a crash, the OOM killer)."""
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The reading of one mail, or why there is none; `seconds` is the time reading took."""
+
+    reading: Reading | None
+    error: Exception | None = None
+    seconds: float = 0.0
+
+
+class ReadJob(Protocol):
+    def results(self) -> Iterator[ReadResult]:
+        """One result per submitted mail, in order; blocks until each is there."""
+        ...
+
+
+class Reader(Protocol):
+    def submit(self, raws: Sequence[bytes], config: ReadingConfig, budget: float) -> ReadJob:
+        """Start reading these mails (the work may begin at once, in another process)."""
+        ...
+
+
+def overrun(seconds: float, budget: float, what: str = "reading") -> TimeBudgetExceeded:
+    return TimeBudgetExceeded(
+        f"time budget exceeded: {what} took {seconds:.1f} s, more than the {budget:g} s allowed per message"
+    )
+
+
+# -- in the calling thread ---------------------------------------------------------------------------
+
+
+@dataclass
+class _InlineJob:
+    read_fn: ReadFunction
+    identity: Identity
+    raws: Sequence[bytes]
+    config: ReadingConfig
+    budget: float
+
+    def results(self) -> Iterator[ReadResult]:
+        for raw in self.raws:
+            start = time.perf_counter()
+            try:
+                reading = self.read_fn(raw, identity=self.identity, config=self.config)
+            except Exception as exc:  # read() is total by design; this guards against a bug in it
+                log.exception("reading a message failed")
+                yield ReadResult(None, exc, time.perf_counter() - start)
+                continue
+            seconds = time.perf_counter() - start
+            if seconds > self.budget:
+                yield ReadResult(None, overrun(seconds, self.budget), seconds)
+            else:
+                yield ReadResult(reading, None, seconds)
+
+
+@dataclass
+class InlineReader:
+    """Reads in the calling thread, when results are collected; an overrun is noticed afterwards."""
+
+    identity: Identity
+    read_fn: ReadFunction = read
+
+    def submit(self, raws: Sequence[bytes], config: ReadingConfig, budget: float) -> ReadJob:
+        return _InlineJob(self.read_fn, self.identity, raws, config, budget)
+
+
+# -- in a child process ------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Best effort (Linux): the kernel kills this child when its parent goes away."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _watch_parent() -> None:
+    """Exit when the process that started this child is gone, even in the middle of a mail."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def wait() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+
+
+def _child_main(conn: Connection, identity: Identity, read_fn: ReadFunction) -> None:
+    """The child's loop: ("config", ReadingConfig) sets the rules, ("read", raw) answers one result."""
+    # A SIGTERM or Ctrl-C to the whole process group is for the parent, which finishes the mail in
+    # hand; the child ends when its pipe closes or the parent kills it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    _watch_parent()
+    config: ReadingConfig | None = None
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "config":
+            config = payload
+            continue
+        start = time.perf_counter()
+        try:
+            if config is None:
+                raise RuntimeError("no reading configuration was sent before the mail")
+            answer: tuple[str, Any] = ("ok", read_fn(payload, identity=identity, config=config))
+        except Exception as exc:
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send((answer, time.perf_counter() - start))
+        except (OSError, ValueError):
+            return
+
+
+def _context() -> BaseContext:
+    """forkserver where there is one (Linux): children start from a clean, pre-imported server, never
+    as a fork of a process with threads and open database connections."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+@dataclass
+class _Job:
+    raws: list[bytes]
+    config: ReadingConfig
+    budget: float
+    answers: queue.SimpleQueue[ReadResult] = field(default_factory=queue.SimpleQueue)
+
+    def results(self) -> Iterator[ReadResult]:
+        for _ in range(len(self.raws)):
+            yield self.answers.get()
+
+
+class ProcessReader:
+    """One child process and the thread that feeds it; see the module docstring."""
+
+    def __init__(self, identity: Identity, read_fn: ReadFunction = read) -> None:
+        self.identity = identity
+        self.read_fn = read_fn
+        self.restarts = 0
+        self._context = _context()
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._config_sent: ReadingConfig | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._child_lock = threading.Lock()  # the feeder replaces the child; close() stops it
+        self._thread = threading.Thread(target=self._feed, name="mail-reader", daemon=True)
+        self._closed = False
+        self._thread.start()  # it starts the child, so creating a reader never waits for one
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def submit(self, raws: Sequence[bytes], config: ReadingConfig, budget: float) -> ReadJob:
+        if self._closed:
+            raise RuntimeError("this reader is closed")
+        job = _Job(list(raws), config, budget)
+        if job.raws:
+            self._jobs.put(job)
+        return job
+
+    def close(self) -> None:
+        """Stop the child and the feeder thread; mail still waiting gets an error result."""
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        self._stop_child()
+        self._thread.join(timeout=30)
+
+    # -- the feeder thread
+
+    def _feed(self) -> None:
+        try:
+            self._start_child()
+        except Exception:  # retried with the first mail, where the error then lands
+            log.exception("the reading process could not be started")
+        while (job := self._jobs.get()) is not None:
+            for index in range(len(job.raws)):
+                raw, job.raws[index] = job.raws[index], b""  # the thread keeps no mail it is done with
+                try:
+                    job.answers.put(self._read_one(raw, job.config, job.budget))
+                except Exception as exc:  # the thread must answer every mail, whatever happens
+                    log.exception("the reading process could not be used")
+                    self._stop_child()
+                    job.answers.put(ReadResult(None, exc))
+
+    def _read_one(self, raw: bytes, config: ReadingConfig, budget: float) -> ReadResult:
+        if self._closed:
+            return ReadResult(None, ReadingProcessDied("the reader was closed before this mail was read"))
+        if self._process is None or not self._process.is_alive():
+            self._start_child()
+        conn = self._conn
+        if conn is None:  # closed meanwhile
+            return ReadResult(None, ReadingProcessDied("the reader was closed before this mail was read"))
+        try:
+            if config is not self._config_sent:
+                conn.send(("config", config))
+                self._config_sent = config
+            conn.send(("read", raw))
+            start = time.perf_counter()
+            if not conn.poll(budget):
+                seconds = time.perf_counter() - start
+                log.warning("reading a message took more than %g s: the reading process is replaced", budget)
+                self._replace_child()
+                return ReadResult(None, overrun(seconds, budget), seconds)
+            (kind, value), seconds = conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self._process.exitcode if self._process is not None else None
+            self._replace_child()
+            return ReadResult(None, ReadingProcessDied(_died(code, exc)))
+        if kind == "ok":
+            return ReadResult(value, None, seconds)
+        log.error("reading a message failed: %s", value)
+        return ReadResult(None, RuntimeError(value), seconds)
+
+    # -- the child
+
+    def _start_child(self) -> None:
+        with self._child_lock:
+            if self._closed or (self._process is not None and self._process.is_alive()):
+                return
+            self._stop_child_locked()
+            self._spawn()
+
+    def _spawn(self) -> None:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(  # type: ignore[attr-defined]
+            target=_child_main,
+            args=(child_end, self.identity, self.read_fn),
+            name="mailbot-reader",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        self._process, self._conn, self._config_sent = process, parent_end, None
+        log.debug("reading process %s started", process.pid)
+
+    def _stop_child(self) -> None:
+        with self._child_lock:
+            self._stop_child_locked()
+
+    def _stop_child_locked(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        self._config_sent = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.join(timeout=10)
+
+    def _replace_child(self) -> None:
+        with self._child_lock:
+            self._stop_child_locked()
+            self.restarts += 1
+            if not self._closed:
+                self._spawn()
+
+
+def _died(code: int | None, exc: BaseException) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"the reading process died of {signal.Signals(-code).name} while reading this mail"
+    if code is not None:
+        return f"the reading process exited with code {code} while reading this mail"
+    return f"the reading process stopped answering ({type(exc).__name__})"
+
+
+class ReaderPool:
+    """Lends a `ProcessReader` to each poll in progress and keeps it for the next one."""
+
+    def __init__(self, identity: Identity, read_fn: ReadFunction = read) -> None:
+        self.identity = identity
+        self.read_fn = read_fn
+        self._idle: list[ProcessReader] = []
+        self._all: list[ProcessReader] = []
+        self._lock = threading.Lock()
+        atexit.register(self.close)  # before multiprocessing's own exit handler joins the children
+
+    def warm(self) -> None:
+        """Start one reader now; its child process starts while the caller goes on."""
+        reader = ProcessReader(self.identity, self.read_fn)
+        with self._lock:
+            self._all.append(reader)
+            self._idle.append(reader)
+
+    @contextmanager
+    def lease(self) -> Iterator[Reader]:
+        with self._lock:
+            reader = self._idle.pop() if self._idle else None
+        if reader is None:
+            reader = ProcessReader(self.identity, self.read_fn)
+            with self._lock:
+                self._all.append(reader)
+        try:
+            yield reader
+        finally:
+            with self._lock:
+                self._idle.append(reader)
+
+    def close(self) -> None:
+        with self._lock:
+            readers, self._all, self._idle = self._all, [], []
+        for reader in readers:
+            reader.close()
