@@ -40,9 +40,9 @@ from mailbot.core.types import Decision, Identity, Outcome, Reading, ThreadCandi
 from mailbot.services.intake_batches import fetch_batch, plan_batches
 from mailbot.services.reading_worker import (
     InlineReader,
+    Reader,
     ReaderPool,
     ReadJob,
-    Reader,
     ReadResult,
     TimeBudgetExceeded,
     overrun,

@@ -281,7 +281,10 @@ class ProcessReader:
                 return ReadResult(None, overrun(seconds, budget), seconds)
             (kind, value), seconds = conn.recv()
         except (EOFError, OSError) as exc:
-            code = self._process.exitcode if self._process is not None else None
+            process = self._process
+            if process is not None:
+                process.join(timeout=5)  # its pipe is closed: it is dying, learn how
+            code = process.exitcode if process is not None else None
             self._replace_child()
             return ReadResult(None, ReadingProcessDied(_died(code, exc)))
         if kind == "ok":
