@@ -144,10 +144,12 @@ class Runtime:
 def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     """Wire everything. With `migrate`, the database schema is brought up to date first."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = identity_of(settings)
+    readers = ReaderPool(identity)
+    readers.warm()  # the reading process starts while the database and the rules are loaded
     if migrate:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    identity = identity_of(settings)
     templates = TemplateStore(settings.templates_dir)
     rules = RulesWatcher(
         settings.rules_dir,
@@ -173,10 +175,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         from_name=settings.identity.from_name,
         max_batch_bytes=settings.limits.max_batch_bytes,
         message_budget_seconds=settings.limits.message_budget_seconds,
-        readers=ReaderPool(identity),
+        readers=readers,
     )
-    assert intake.readers is not None
-    intake.readers.warm()  # the reading process starts while the first mailbox is opened
     return Runtime(settings=settings, engine=engine, intake=intake, rules=rules)
 
 

@@ -3,11 +3,11 @@
 Reading (parse → automation → orders → language → intent) is pure but it is also where a hostile or
 pathological mail costs the most. In the main process a mail that reads for ever would stall its
 mailbox: the batch never commits, the same mail is read again at every poll, and the mail behind it
-is never processed. So the intake hands raw bytes to a pre-warmed child process and waits for each
-reading at most `budget` seconds. A child past the deadline is killed (SIGKILL: it holds nothing
-but the mail) and replaced, the mail gets a `TimeBudgetExceeded` result, and the next mail is read
-by the new child. A child that dies on its own (a crash in a C extension, the OOM killer) costs
-only the mail in hand, the same way.
+is never processed. So the intake hands raw bytes to a child process, started ahead of need and
+reused, and waits for each reading at most `budget` seconds. A child past the deadline is killed
+(SIGKILL: it holds nothing but the mail) and replaced, the mail gets a `TimeBudgetExceeded` result,
+and the next mail is read by the new child. A child that dies on its own (a crash in a C extension,
+the OOM killer) costs only the mail in hand, the same way.
 
 The child reads the next batch while the main process stores the current one, which puts the
 second CPU core to work: each `ProcessReader` has a feeder thread doing the send / wait / receive
@@ -25,19 +25,20 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import importlib
+import json
 import logging
 import multiprocessing
-import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
-from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from mailbot.core.reading import ReadingConfig, read
@@ -48,8 +49,8 @@ log = logging.getLogger("mailbot.reading")
 #: read(raw, identity=…, config=…) -> Reading; a module-level function, so it can travel to the child.
 ReadFunction = Callable[..., Reading]
 
-#: The modules a fresh child needs, imported once in the fork server so each child starts warm.
-_PRELOAD = ["mailbot.core.reading"]
+#: How long a new child may take to import everything before it counts as broken.
+_START_SECONDS = 120.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -129,9 +130,17 @@ class InlineReader:
 
 # -- in a child process ------------------------------------------------------------------------------
 
+# The child is a fresh interpreter (not a fork, nor multiprocessing's spawn: both would import the
+# parent's __main__, which for `python -m mailbot` is the whole CLI). It takes the parent's sys.path
+# so it imports the very same mailbot, then serves one socket.
+_BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from mailbot.services.reading_worker import child_main; child_main(int(sys.argv[2]))"
+)
+
 
 def _die_with_parent() -> None:
-    """Best effort (Linux): the kernel kills this child when its parent goes away."""
+    """Best effort (Linux): the kernel kills this child when the thread that started it is gone."""
     name = ctypes.util.find_library("c")
     if name is None:
         return
@@ -139,28 +148,23 @@ def _die_with_parent() -> None:
         ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _watch_parent() -> None:
-    """Exit when the process that started this child is gone, even in the middle of a mail."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    sentinel = parent.sentinel
-
-    def wait() -> None:
-        multiprocessing.connection.wait([sentinel])
-        os._exit(0)
-
-    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+def _function(spec: str) -> ReadFunction:
+    module, _, name = spec.partition(":")
+    found: ReadFunction = getattr(importlib.import_module(module), name)
+    return found
 
 
-def _child_main(conn: Connection, identity: Identity, read_fn: ReadFunction) -> None:
+def child_main(fd: int) -> None:
     """The child's loop: ("config", ReadingConfig) sets the rules, ("read", raw) answers one result."""
     # A SIGTERM or Ctrl-C to the whole process group is for the parent, which finishes the mail in
-    # hand; the child ends when its pipe closes or the parent kills it.
+    # hand; the child ends when its socket closes or the parent kills it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    _watch_parent()
+    conn = Connection(fd)
+    identity, spec = conn.recv()
+    read_fn = _function(spec)
+    conn.send("ready")
     config: ReadingConfig | None = None
     while True:
         try:
@@ -183,16 +187,6 @@ def _child_main(conn: Connection, identity: Identity, read_fn: ReadFunction) -> 
             return
 
 
-def _context() -> BaseContext:
-    """forkserver where there is one (Linux): children start from a clean, pre-imported server, never
-    as a fork of a process with threads and open database connections."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
-        return context
-    return multiprocessing.get_context("spawn")
-
-
 @dataclass
 class _Job:
     raws: list[bytes]
@@ -212,8 +206,8 @@ class ProcessReader:
         self.identity = identity
         self.read_fn = read_fn
         self.restarts = 0
-        self._context = _context()
-        self._process: BaseProcess | None = None
+        self._spec = f"{read_fn.__module__}:{read_fn.__qualname__}"
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._config_sent: ReadingConfig | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -235,13 +229,19 @@ class ProcessReader:
         return job
 
     def close(self) -> None:
-        """Stop the child and the feeder thread; mail still waiting gets an error result."""
+        """Stop the child and the feeder thread; mail still waiting gets an error result.
+
+        Does not wait for a child that is still starting: the feeder thread stops it once it is
+        there, and a child left behind at exit dies with this process anyway.
+        """
         if self._closed:
             return
         self._closed = True
         self._jobs.put(None)
-        self._stop_child()
-        self._thread.join(timeout=30)
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()  # the feeder, if it was waiting on it, sees the socket close
+        self._thread.join(timeout=5)
 
     # -- the feeder thread
 
@@ -250,20 +250,23 @@ class ProcessReader:
             self._start_child()
         except Exception:  # retried with the first mail, where the error then lands
             log.exception("the reading process could not be started")
-        while (job := self._jobs.get()) is not None:
-            for index in range(len(job.raws)):
-                raw, job.raws[index] = job.raws[index], b""  # the thread keeps no mail it is done with
-                try:
-                    job.answers.put(self._read_one(raw, job.config, job.budget))
-                except Exception as exc:  # the thread must answer every mail, whatever happens
-                    log.exception("the reading process could not be used")
-                    self._stop_child()
-                    job.answers.put(ReadResult(None, exc))
+        try:
+            while (job := self._jobs.get()) is not None:
+                for index in range(len(job.raws)):
+                    raw, job.raws[index] = job.raws[index], b""  # keep no mail once it is sent
+                    try:
+                        job.answers.put(self._read_one(raw, job.config, job.budget))
+                    except Exception as exc:  # the thread must answer every mail, whatever happens
+                        log.exception("the reading process could not be used")
+                        self._stop_child()
+                        job.answers.put(ReadResult(None, exc))
+        finally:
+            self._stop_child()
 
     def _read_one(self, raw: bytes, config: ReadingConfig, budget: float) -> ReadResult:
         if self._closed:
             return ReadResult(None, ReadingProcessDied("the reader was closed before this mail was read"))
-        if self._process is None or not self._process.is_alive():
+        if self._process is None or self._process.poll() is not None:
             self._start_child()
         conn = self._conn
         if conn is None:  # closed meanwhile
@@ -282,9 +285,10 @@ class ProcessReader:
             (kind, value), seconds = conn.recv()
         except (EOFError, OSError) as exc:
             process = self._process
+            code = None
             if process is not None:
-                process.join(timeout=5)  # its pipe is closed: it is dying, learn how
-            code = process.exitcode if process is not None else None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = process.wait(timeout=5)  # its socket is closed: it is dying, learn how
             self._replace_child()
             return ReadResult(None, ReadingProcessDied(_died(code, exc)))
         if kind == "ok":
@@ -296,21 +300,32 @@ class ProcessReader:
 
     def _start_child(self) -> None:
         with self._child_lock:
-            if self._closed or (self._process is not None and self._process.is_alive()):
+            if self._closed or (self._process is not None and self._process.poll() is None):
                 return
             self._stop_child_locked()
             self._spawn()
 
     def _spawn(self) -> None:
-        parent_end, child_end = self._context.Pipe(duplex=True)
-        process = self._context.Process(  # type: ignore[attr-defined]
-            target=_child_main,
-            args=(child_end, self.identity, self.read_fn),
-            name="mailbot-reader",
-            daemon=True,
-        )
-        process.start()
-        child_end.close()
+        """Start a child and wait until it has imported everything (not counted in any budget)."""
+        parent_end, child_end = multiprocessing.Pipe(duplex=True)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(child_end.fileno())],
+                pass_fds=[child_end.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            child_end.close()
+        try:
+            parent_end.send((self.identity, self._spec))
+            if not parent_end.poll(_START_SECONDS) or parent_end.recv() != "ready":
+                raise ReadingProcessDied(f"the reading process did not start within {_START_SECONDS} s")
+        except (EOFError, OSError, ReadingProcessDied):
+            process.kill()
+            process.wait()
+            parent_end.close()
+            raise
         self._process, self._conn, self._config_sent = process, parent_end, None
         log.debug("reading process %s started", process.pid)
 
@@ -325,9 +340,10 @@ class ProcessReader:
         if conn is not None:
             conn.close()
         if process is not None:
-            if process.is_alive():
+            if process.poll() is None:
                 process.kill()
-            process.join(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
 
     def _replace_child(self) -> None:
         with self._child_lock:
@@ -355,7 +371,7 @@ class ReaderPool:
         self._idle: list[ProcessReader] = []
         self._all: list[ProcessReader] = []
         self._lock = threading.Lock()
-        atexit.register(self.close)  # before multiprocessing's own exit handler joins the children
+        atexit.register(self.close)
 
     def warm(self) -> None:
         """Start one reader now; its child process starts while the caller goes on."""
