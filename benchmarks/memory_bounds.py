@@ -32,11 +32,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fixtures.servers import SmtpCapture
 from intake import (  # the throughput benchmark's helpers: same servers, config and launcher
     _LAUNCHER,
     PASSWORD,
     REPO,
+    SmtpCapture,
     mailbot_command,
     mailbot_env,
     start_dovecot,
@@ -84,18 +84,18 @@ def load(dovecot: object, count: int, size_mb: float, small: int) -> tuple[int, 
     started = time.perf_counter()
     total = 0
     with dovecot.connect(USER) as client:  # type: ignore[attr-defined]
-        every = max(count // max(small, 1), 1)
+        between = {count * i // small for i in range(small)} if small else set()
         for n in range(count):
             raw = large_mail(n, attachment)
             total += len(raw)
             client.append("INBOX", raw)
-            if small and n % every == 0:
+            if n in between:
                 client.append("INBOX", small_mail(n))
     return total, time.perf_counter() - started
 
 
 class TreeSampler:
-    """Sums RSS and PSS over a process and all its descendants, every `interval` seconds."""
+    """Sums RSS and PSS over the descendants of a process, every `interval` seconds."""
 
     def __init__(self, root: int, interval: float = 0.05) -> None:
         self.root, self.interval = root, interval
@@ -132,7 +132,7 @@ class TreeSampler:
                     continue
                 ppid = int(stat.rsplit(")", 1)[1].split()[1])
                 children.setdefault(ppid, []).append(int(entry))
-        found, todo = [], [self.root]
+        found, todo = [], list(children.get(self.root, []))  # the launcher itself does not count
         while todo:
             pid = todo.pop()
             found.append(pid)
