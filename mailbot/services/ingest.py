@@ -397,7 +397,18 @@ def reapply(
     except Exception as exc:
         log.error("mail #%s: quarantined again after an error: %s", mail_id, exc)
         reason = _quarantine_reason(exc)
-        quarantine_queries.update_ledger(session, mail_id, {"reason": reason[:2000]})
+        # The bytes go in too: a mail fetched whole only now (it was too large before) must not
+        # depend on the mailbox any more once it is acknowledged there.
+        quarantine_queries.update_ledger(
+            session,
+            mail_id,
+            {
+                "reason": reason[:2000],
+                "raw": message.raw,
+                "size": message.full_size,
+                "sha256": hashlib.sha256(message.raw).hexdigest(),
+            },
+        )
         event = repo.event_row(
             "quarantined",
             f"mail #{mail_id}: {reason}"[:500],
