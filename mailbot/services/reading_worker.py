@@ -155,7 +155,8 @@ def _function(spec: str) -> ReadFunction:
 
 
 def child_main(fd: int) -> None:
-    """The child's loop: ("config", ReadingConfig) sets the rules, ("read", raw) answers one result."""
+    """The child's loop: ("config", ReadingConfig) sets the rules; ("read", [raw, …]) answers one
+    result per mail, each as soon as it is there."""
     # A SIGTERM or Ctrl-C to the whole process group is for the parent, which finishes the mail in
     # hand; the child ends when its socket closes or the parent kills it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -174,17 +175,20 @@ def child_main(fd: int) -> None:
         if kind == "config":
             config = payload
             continue
-        start = time.perf_counter()
-        try:
-            if config is None:
-                raise RuntimeError("no reading configuration was sent before the mail")
-            answer: tuple[str, Any] = ("ok", read_fn(payload, identity=identity, config=config))
-        except Exception as exc:
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            conn.send((answer, time.perf_counter() - start))
-        except (OSError, ValueError):
-            return
+        for index in range(len(payload)):
+            raw, payload[index] = payload[index], b""  # each mail is let go once it is read
+            start = time.perf_counter()
+            try:
+                if config is None:
+                    raise RuntimeError("no reading configuration was sent before the mail")
+                answer: tuple[str, Any] = ("ok", read_fn(raw, identity=identity, config=config))
+            except Exception as exc:
+                answer = ("error", f"{type(exc).__name__}: {exc}")
+            del raw
+            try:
+                conn.send((answer, time.perf_counter() - start))
+            except (OSError, ValueError):
+                return
 
 
 @dataclass
@@ -252,37 +256,65 @@ class ProcessReader:
             log.exception("the reading process could not be started")
         try:
             while (job := self._jobs.get()) is not None:
-                for index in range(len(job.raws)):
-                    raw, job.raws[index] = job.raws[index], b""  # keep no mail once it is sent
-                    try:
-                        job.answers.put(self._read_one(raw, job.config, job.budget))
-                    except Exception as exc:  # the thread must answer every mail, whatever happens
-                        log.exception("the reading process could not be used")
-                        self._stop_child()
-                        job.answers.put(ReadResult(None, exc))
+                self._read_job(job)
         finally:
             self._stop_child()
 
-    def _read_one(self, raw: bytes, config: ReadingConfig, budget: float) -> ReadResult:
+    def _read_job(self, job: _Job) -> None:
+        """Send the job's mail in one message and collect one answer per mail, each with its deadline.
+
+        After an overrun or a death, the mail not yet answered goes to the new child.
+        """
+        waiting = list(range(len(job.raws)))
+        while waiting:
+            try:
+                done = self._read_some(job, waiting)
+            except Exception as exc:  # the thread must answer every mail, whatever happens
+                log.exception("the reading process could not be used")
+                self._stop_child()
+                job.answers.put(ReadResult(None, exc))
+                done = 1
+            for index in waiting[:done]:
+                job.raws[index] = b""  # keep no mail once it is answered
+            waiting = waiting[done:]
+
+    def _read_some(self, job: _Job, waiting: list[int]) -> int:
+        """Answer mail from the front of `waiting`; returns how many were answered."""
         if self._closed:
-            return ReadResult(None, ReadingProcessDied("the reader was closed before this mail was read"))
+            job.answers.put(ReadResult(None, ReadingProcessDied("the reader was closed first")))
+            return 1
         if self._process is None or self._process.poll() is not None:
             self._start_child()
         conn = self._conn
         if conn is None:  # closed meanwhile
-            return ReadResult(None, ReadingProcessDied("the reader was closed before this mail was read"))
+            job.answers.put(ReadResult(None, ReadingProcessDied("the reader was closed first")))
+            return 1
+        answered = 0
         try:
-            if config is not self._config_sent:
-                conn.send(("config", config))
-                self._config_sent = config
-            conn.send(("read", raw))
+            if job.config is not self._config_sent:
+                conn.send(("config", job.config))
+                self._config_sent = job.config
+            conn.send(("read", [job.raws[index] for index in waiting]))
+            # Each mail's clock starts when the answer before it arrives: the child reads them in
+            # order, so that is when it took this one up (or later, never earlier).
             start = time.perf_counter()
-            if not conn.poll(budget):
-                seconds = time.perf_counter() - start
-                log.warning("reading a message took more than %g s: the reading process is replaced", budget)
-                self._replace_child()
-                return ReadResult(None, overrun(seconds, budget), seconds)
-            (kind, value), seconds = conn.recv()
+            for _ in waiting:
+                if not conn.poll(max(job.budget - (time.perf_counter() - start), 0)):
+                    seconds = time.perf_counter() - start
+                    log.warning(
+                        "reading a message took more than %g s: the reading process is replaced", job.budget
+                    )
+                    self._replace_child()
+                    job.answers.put(ReadResult(None, overrun(seconds, job.budget), seconds))
+                    return answered + 1
+                (kind, value), seconds = conn.recv()
+                start = time.perf_counter()
+                if kind == "ok":
+                    job.answers.put(ReadResult(value, None, seconds))
+                else:
+                    log.error("reading a message failed: %s", value)
+                    job.answers.put(ReadResult(None, RuntimeError(value), seconds))
+                answered += 1
         except (EOFError, OSError) as exc:
             process = self._process
             code = None
@@ -290,11 +322,9 @@ class ProcessReader:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     code = process.wait(timeout=5)  # its socket is closed: it is dying, learn how
             self._replace_child()
-            return ReadResult(None, ReadingProcessDied(_died(code, exc)))
-        if kind == "ok":
-            return ReadResult(value, None, seconds)
-        log.error("reading a message failed: %s", value)
-        return ReadResult(None, RuntimeError(value), seconds)
+            job.answers.put(ReadResult(None, ReadingProcessDied(_died(code, exc))))
+            return answered + 1
+        return answered
 
     # -- the child
 
