@@ -130,9 +130,10 @@ class InlineReader:
 
 # -- in a child process ------------------------------------------------------------------------------
 
-# The child is a fresh interpreter (not a fork, nor multiprocessing's spawn: both would import the
-# parent's __main__, which for `python -m mailbot` is the whole CLI). It takes the parent's sys.path
-# so it imports the very same mailbot, then serves one socket.
+# The child is a fresh interpreter: not a fork of this process (threads, open database connections),
+# nor multiprocessing's spawn or forkserver child, which imports the parent's __main__ (for
+# `python -m mailbot`, the whole CLI, unguarded). It takes the parent's sys.path so it imports the
+# very same mailbot, then serves one socket.
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "from mailbot.services.reading_worker import child_main; child_main(int(sys.argv[2]))"
