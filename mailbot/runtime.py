@@ -25,6 +25,7 @@ from mailbot.services import coordination
 from mailbot.services.coordination import Liveness, WorkerIdentity
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
+from mailbot.services.reading_worker import ReaderPool
 from mailbot.services.rules_admin import RulesStatusFile, RulesWatcher
 from mailbot.settings import Settings
 from mailbot.store.db import make_engine, upgrade
@@ -222,10 +223,12 @@ class Runtime:
 def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     """Wire everything. With `migrate`, the database schema is brought up to date first."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = identity_of(settings)
+    readers = ReaderPool(identity)
+    readers.warm()  # the reading process starts while the database and the rules are loaded
     if migrate:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    identity = identity_of(settings)
     rules = RulesWatcher(  # the reply templates are part of the rule set: checked, versioned, reloaded
         settings.rules_dir,
         templates_dir=settings.templates_dir,
@@ -249,6 +252,9 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         ),
         max_message_bytes=settings.limits.max_message_bytes,
         from_name=settings.identity.from_name,
+        max_batch_bytes=settings.limits.max_batch_bytes,
+        message_budget_seconds=settings.limits.message_budget_seconds,
+        readers=readers,
     )
     return Runtime(settings=settings, engine=engine, intake=intake, rules=rules)
 

@@ -120,6 +120,8 @@ class HealthSettings(_Model):
 
 class LimitsSettings(_Model):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
+    max_batch_bytes: Annotated[int, Field(ge=1024 * 1024)] = 50 * 1024 * 1024
+    message_budget_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     replies_per_sender_per_hour: Annotated[int, Field(ge=0)] = 5
     replies_per_sender_per_day: Annotated[int, Field(ge=0)] = 20
     replies_total_per_hour: Annotated[int, Field(ge=0)] = 5000

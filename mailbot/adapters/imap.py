@@ -28,7 +28,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from mailbot.adapters.maildir import bare_message_id
-from mailbot.adapters.ports import FetchedMessage, SourceError
+from mailbot.adapters.ports import HEADER_LIMIT, FetchedMessage, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ ProcessedAction = Literal["flag", "move"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 993, "starttls": 143, "plain": 143}
 _T = TypeVar("_T")
+_SIZE_BATCH = 1000  # UIDs per RFC822.SIZE request: a few bytes each in the answer
 _BYTES_REPR = re.compile(r"""\bb(['"])(.*?)\1""")
 
 
@@ -299,22 +300,50 @@ class ImapSource:
         # "n:*" always includes the highest UID, even when it is below n (RFC 3501 6.4.8).
         return sorted(uid for uid in found if uid > after_uid)
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """RFC822.SIZE of each message; a message expunged since the search is simply absent."""
+        client = self._conn.require()
+        wanted = list(dict.fromkeys(uids))
+        found: dict[int, int] = {}
+        for start in range(0, len(wanted), _SIZE_BATCH):
+            batch = wanted[start : start + _SIZE_BATCH]
+            with self._conn.guard("asking for message sizes"):
+                response = client.fetch(batch, ["RFC822.SIZE"])
+            for uid, item in response.items():
+                size = item.get(b"RFC822.SIZE")
+                if uid in batch and size is not None:
+                    found[uid] = int(size)
+        return found
+
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
         """Batches of `batch_size`; each message is released from the batch as it is handed out."""
+        return self._fetch(uids, "BODY.PEEK[]", headers_only=False)
+
+    def fetch_headers(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
+        """The header block only (at most HEADER_LIMIT bytes) and the whole message's size."""
+        return self._fetch(uids, f"BODY.PEEK[HEADER]<0.{HEADER_LIMIT}>", headers_only=True)
+
+    def _fetch(self, uids: Sequence[int], part: str, *, headers_only: bool) -> Iterator[FetchedMessage]:
         client = self._conn.require()
         wanted = list(dict.fromkeys(uids))
         size = self.config.batch_size
+        items = [part, "RFC822.SIZE"] if headers_only else [part]
         for start in range(0, len(wanted), size):
             batch = wanted[start : start + size]
             with self._conn.guard("fetching messages"):
-                response = client.fetch(batch, ["BODY.PEEK[]"])
+                response = client.fetch(batch, items)
             for uid in batch:
                 item = response.pop(uid, None)
-                raw = item.get(b"BODY[]") if item is not None else None
+                raw = _body_of(item) if item is not None else None
                 if raw is None:  # expunged by someone else since the search
                     log.info("IMAP: UID %s left %s before it could be fetched", uid, self.config.folder)
                     continue
-                yield FetchedMessage(uid=uid, raw=raw)
+                if headers_only:
+                    assert item is not None
+                    full = int(item.get(b"RFC822.SIZE", len(raw)))
+                    yield FetchedMessage(uid=uid, raw=raw, size=full, headers_only=True)
+                else:
+                    yield FetchedMessage(uid=uid, raw=raw, size=len(raw))
             del response
 
     def acknowledge(self, uids: Sequence[int]) -> None:
@@ -422,6 +451,14 @@ class ImapSentCopies:
             f"saving a copy of {bare_message_id(message_id)} to {self.folder!r}",
             lambda client: client.append(self.folder, raw, flags=[SEEN]),
         )
+
+
+def _body_of(item: dict[bytes, Any]) -> bytes | None:
+    """The one body section of a FETCH answer (`BODY[]`, or `BODY[HEADER]<0>` for a partial fetch)."""
+    for key, value in item.items():
+        if isinstance(key, bytes) and key.startswith(b"BODY[") and isinstance(value, bytes):
+            return value
+    return None
 
 
 def _message_id_of(item: dict[bytes, Any]) -> str:

@@ -25,14 +25,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Self, TypeVar
 from urllib.parse import quote
 
-from mailbot.adapters.ports import FetchedMessage, SourceError
+from mailbot.adapters.ports import HEADER_LIMIT, FetchedMessage, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ LOCK_FILE = ".mailbot-uids.lock"
 PROCESSED_FLAG = "a"
 SEEN_FLAG = "S"
 _INFO = ":2,"
+_T = TypeVar("_T")
 
 
 def bare_message_id(value: str) -> str:
@@ -222,20 +223,38 @@ class MaildirSource:
             if uid > after_uid and PROCESSED_FLAG not in entry.flags
         )
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """The file sizes, from stat: a large message is measured without being read."""
+        self._require_open()
+        found: dict[int, int] = {}
+        for uid in dict.fromkeys(uids):
+            size = self._read(uid, _stat_size)
+            if size is not None:
+                found[uid] = size
+        return found
+
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
         self._require_open()
         for uid in dict.fromkeys(uids):
-            raw = self._read(uid)
+            raw = self._read(uid, Path.read_bytes)
             if raw is not None:
-                yield FetchedMessage(uid=uid, raw=raw)
+                yield FetchedMessage(uid=uid, raw=raw, size=len(raw))
 
-    def _read(self, uid: int) -> bytes | None:
+    def fetch_headers(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
+        self._require_open()
+        for uid in dict.fromkeys(uids):
+            found = self._read(uid, _header_block)
+            if found is not None:
+                raw, size = found
+                yield FetchedMessage(uid=uid, raw=raw, size=size, headers_only=True)
+
+    def _read(self, uid: int, how: Callable[[Path], _T]) -> _T | None:
         for attempt in (1, 2):
             entry = self._entries.get(uid)
             if entry is None:
                 return None
             try:
-                return (self.path / entry.directory / entry.name).read_bytes()
+                return how(self.path / entry.directory / entry.name)
             except FileNotFoundError:
                 if attempt == 1:  # a mail client renamed it (new/ -> cur/, flags changed): look again
                     self._scan()
@@ -273,6 +292,22 @@ class MaildirSource:
                 ) from exc
             self._entries[uid] = target
             return
+
+
+def _stat_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _header_block(path: Path) -> tuple[bytes, int]:
+    """The header block (up to and including the blank line, at most HEADER_LIMIT bytes) and the file size."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(HEADER_LIMIT)
+    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
+    if not ends:
+        return head, size
+    end = min(ends)
+    return head[: end + (4 if head.startswith(b"\r\n\r\n", end) else 2)], size
 
 
 class FolderSentCopies:

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
+#: The most bytes of a header block kept for a message too large to download: enough for any real
+#: header block, and a bound on what one pathological message can cost.
+HEADER_LIMIT = 256 * 1024
+
 
 class SourceError(Exception):
     """A mailbox could not be reached or read (auth, network, protocol). The message says why."""
@@ -34,8 +38,20 @@ class SendError(Exception):
 
 @dataclass(frozen=True)
 class FetchedMessage:
+    """One message as fetched: all of it, or (`headers_only`) only its header block.
+
+    `size` is the whole message's size on the server (RFC822.SIZE); it differs from `len(raw)` when
+    only the headers were fetched, because the message was too large to download.
+    """
+
     uid: int
     raw: bytes
+    size: int = -1
+    headers_only: bool = False
+
+    @property
+    def full_size(self) -> int:
+        return self.size if self.size >= 0 else len(self.raw)
 
 
 class MailSource(Protocol):
@@ -53,8 +69,22 @@ class MailSource(Protocol):
         """UIDs greater than `after_uid` that are not yet marked processed, ascending."""
         ...
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """The size in bytes of each of these messages still there (RFC822.SIZE), without reading them.
+
+        Asked before fetching, so a message over the size limit is never downloaded whole.
+        """
+        ...
+
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
         """The raw bytes of these messages, without changing any flag (BODY.PEEK[])."""
+        ...
+
+    def fetch_headers(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
+        """Only the header block of these messages (BODY.PEEK[HEADER], at most HEADER_LIMIT bytes).
+
+        Each result has `headers_only` set and `size` the size of the whole message.
+        """
         ...
 
     def acknowledge(self, uids: Sequence[int]) -> None:

@@ -4,6 +4,13 @@ Exactly-once effect per message: the ledger row, the case, the events and the re
 committed together, and the mailbox is touched (flag or move) only after that commit. If the
 process dies in between, the next poll finds the ledger row and only acknowledges the message.
 A message that cannot be read or applied is quarantined with the error and the run goes on.
+
+Bounded work: each message has a time budget for reading, deciding and rendering (reading runs in
+a child process that is killed at the deadline, see `reading_worker`); a message past it is
+quarantined with a reason starting "time budget exceeded". A message over `max_message_bytes` is
+never downloaded: its headers and size are recorded, quarantined, and it is left untouched in the
+mailbox. A fetched batch is bounded in bytes as well as in count (`intake_batches`). While one
+batch is stored, the next one is already being read in the child process.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ import hashlib
 import logging
 import os
 import signal
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,12 +33,22 @@ from sqlmodel import Session
 from mailbot.adapters.ports import FetchedMessage, MailSource, ReplyRenderer, SourceError
 from mailbot.core.conversation import case_ref_from_seed
 from mailbot.core.decide import decide, decision_summary
-from mailbot.core.reading import ReadingConfig, read
+from mailbot.core.reading import ReadingConfig
 from mailbot.core.replies import ReplyLimits, build_reply, plan_reply, reply_recipient
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Decision, Identity, Outcome, Reading, ThreadCandidates
 from mailbot.services import reply_safety
-from mailbot.store import guards, repo
+from mailbot.services.intake_batches import fetch_batch, plan_batches
+from mailbot.services.reading_worker import (
+    InlineReader,
+    Reader,
+    ReaderPool,
+    ReadJob,
+    ReadResult,
+    TimeBudgetExceeded,
+    overrun,
+)
+from mailbot.store import guards, quarantine_queries, repo
 from mailbot.store.db import session_scope
 from mailbot.store.tables import Case, CaseEvent, CaseMessage, CaseOrder, MailRecord, OutboxItem
 
@@ -74,6 +93,21 @@ class Intake:
     from_name: str = "Trade Assurance Support"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     should_stop: Callable[[], bool] = lambda: False
+    #: Seconds one message may spend being read, decided and rendered before it is quarantined.
+    message_budget_seconds: float = 10.0
+    #: Bytes of mail one fetched batch may hold (a single larger message under the limit goes alone).
+    max_batch_bytes: int = 50 * 1024 * 1024
+    #: Child processes that read mail with a hard deadline; None reads in this thread instead (an
+    #: overrun is then noticed only once the reading is done).
+    readers: ReaderPool | None = None
+
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        if self.readers is None:
+            yield InlineReader(self.identity)
+            return
+        with self.readers.lease() as reader:
+            yield reader
 
 
 @dataclass
@@ -146,32 +180,81 @@ def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, rep
         _acknowledge(intake, mailbox, uidvalidity, source, leftovers)
 
     uids = source.new_uids(after_uid)
-    for batch in _chunks(uids, batch_size):
+    with intake.reader() as reader:
+        # Batch k+1 is fetched and handed to the reading process before batch k is stored, so the
+        # two overlap; at most these two batches are in memory.
+        pending: _Fetched | None = None
+        for batch in _fetched_batches(intake, mailbox, uidvalidity, source, uids, batch_size):
+            batch.job = reader.submit(
+                [message.raw for message in batch.messages],
+                intake.rules.reading(),
+                intake.message_budget_seconds,
+            )
+            if pending is not None:
+                _store_batch(intake, mailbox, uidvalidity, source, pending, report)
+            pending = batch
+        if pending is not None:
+            _store_batch(intake, mailbox, uidvalidity, source, pending, report)
+
+
+@dataclass
+class _Fetched:
+    """One fetched batch: its messages, the UIDs already in the ledger, and the reading under way."""
+
+    messages: list[FetchedMessage]
+    known: list[int]
+    job: ReadJob | None = None
+
+
+def _fetched_batches(
+    intake: Intake, mailbox: str, uidvalidity: int, source: MailSource, uids: list[int], batch_size: int
+) -> Iterator[_Fetched]:
+    for chunk in _chunks(uids, batch_size):
         if intake.should_stop():
-            break
+            return
         with Session(intake.engine) as session:
-            already = repo.known_uids(session, mailbox, uidvalidity, batch)
-        done: list[int] = [uid for uid in batch if uid in already]
-        fetched: list[FetchedMessage] = []
-        for message in source.fetch([uid for uid in batch if uid not in already]):
-            fetched.append(message)
-            if intake.should_stop():
-                break
-        # Reading is pure and the slow part: it happens before the write transaction opens, so the
-        # database is locked only for the inserts of one batch.
-        config = intake.rules.reading()
-        readings = [_read(intake, config, message.raw) for message in fetched]
-        with session_scope(intake.engine) as session:
-            batch_state = _Batch()
-            for message, reading in zip(fetched, readings, strict=True):
-                report.fetched += 1
-                _ingest_one(intake, session, mailbox, uidvalidity, message, reading, batch_state, report)
+            already = repo.known_uids(session, mailbox, uidvalidity, chunk)
+        known = [uid for uid in chunk if uid in already]
+        todo = [uid for uid in chunk if uid not in already]
+        sizes = source.sizes(todo) if todo else {}
+        planned = plan_batches(
+            todo, sizes, max_batch_bytes=intake.max_batch_bytes, max_message_bytes=intake.max_message_bytes
+        )
+        if not planned:
+            yield _Fetched([], known)
+        for number, group in enumerate(planned):
+            if number and intake.should_stop():
+                return
+            messages = list(fetch_batch(source, group, sizes, max_message_bytes=intake.max_message_bytes))
+            yield _Fetched(messages, known if number == 0 else [])
+
+
+def _store_batch(
+    intake: Intake, mailbox: str, uidvalidity: int, source: MailSource, batch: _Fetched, report: PollReport
+) -> None:
+    """Apply one read batch in one transaction, then acknowledge its messages in the mailbox."""
+    # Wait for every reading first: the write transaction (the database lock) is held only for
+    # the inserts of the batch, never while a reading runs into its deadline.
+    results = list(batch.job.results()) if batch.job is not None else []
+    done = list(batch.known)
+    messages = batch.messages
+    with session_scope(intake.engine) as session:
+        batch_state = _Batch()
+        for message, result in zip(messages, results, strict=True):
+            report.fetched += 1
+            _ingest_one(intake, session, mailbox, uidvalidity, message, result, batch_state, report)
+            if message.headers_only:
+                # Too large to download: it stays untouched in the mailbox, for a person to see (and
+                # for `quarantine reprocess` once the limit is raised); the ledger row keeps it from
+                # being fetched again, and there is nothing to acknowledge.
+                repo.mark_acked(session, mailbox, uidvalidity, [message.uid], intake.clock())
+            else:
                 done.append(message.uid)
-            repo.insert_many(session, CaseEvent, batch_state.events)
-            if fetched:
-                _advance_cursor(session, mailbox, max(message.uid for message in fetched))
-        crash_point("after-ledger-commit")
-        _acknowledge(intake, mailbox, uidvalidity, source, done)
+        repo.insert_many(session, CaseEvent, batch_state.events)
+        if messages:
+            _advance_cursor(session, mailbox, max(message.uid for message in messages))
+    crash_point("after-ledger-commit")
+    _acknowledge(intake, mailbox, uidvalidity, source, done)
 
 
 def _acknowledge(intake: Intake, mailbox: str, uidvalidity: int, source: MailSource, uids: list[int]) -> None:
@@ -198,6 +281,19 @@ class _Effects:
     duplicate: int = 0
     replies_queued: int = 0
     events: list[dict[str, object]] = field(default_factory=list)
+    #: The ledger row to decide again (reprocessing from the quarantine) instead of inserting one.
+    existing_id: int | None = None
+    #: The ledger row written for this message.
+    mail_id: int | None = None
+    #: Quarantined rows holding the same bytes, which this message's decision supersedes.
+    quarantined_copies: list[int] = field(default_factory=list)
+    #: Seconds spent so far on reading, deciding and rendering, against the time budget.
+    spent: float = 0.0
+
+    def spend(self, intake: Intake, seconds: float, what: str) -> None:
+        self.spent += seconds
+        if self.spent > intake.message_budget_seconds:
+            raise overrun(self.spent, intake.message_budget_seconds, what)
 
 
 @dataclass
@@ -218,24 +314,13 @@ class _CaseRow:
     category: str
 
 
-def _read(intake: Intake, config: ReadingConfig, raw: bytes) -> Reading | Exception | None:
-    """The reading of one message; None when it is too large to read, the error when reading failed."""
-    if len(raw) > intake.max_message_bytes:
-        return None
-    try:
-        return read(raw, identity=intake.identity, config=config)
-    except Exception as exc:  # read() is total by design; this is the guard against a bug in it
-        log.exception("reading a message failed")
-        return exc
-
-
 def _ingest_one(
     intake: Intake,
     session: Session,
     mailbox: str,
     uidvalidity: int,
     message: FetchedMessage,
-    reading: Reading | Exception | None,
+    result: ReadResult,
     batch: _Batch,
     report: PollReport,
 ) -> None:
@@ -243,12 +328,9 @@ def _ingest_one(
 
     A message that fails rolls back only its own savepoint and is quarantined; the batch goes on.
     """
-    effects = _Effects()
+    effects = _Effects(spent=result.seconds)
     try:
-        with session.begin_nested():
-            if isinstance(reading, Exception):
-                raise reading
-            outcome = _apply(intake, session, mailbox, uidvalidity, message, reading, batch, effects)
+        outcome = _apply_in_savepoint(intake, session, mailbox, uidvalidity, message, result, batch, effects)
     except Exception as exc:  # a bug or a poison message: keep it, say why, go on
         log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
         with session.begin_nested():
@@ -269,6 +351,86 @@ def _ingest_one(
         report.quarantined += 1
 
 
+def _apply_in_savepoint(
+    intake: Intake,
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    message: FetchedMessage,
+    result: ReadResult,
+    batch: _Batch,
+    effects: _Effects,
+) -> Outcome:
+    """`_apply` in a savepoint; quarantined copies of the same mail leave the quarantine with it."""
+    with session.begin_nested():
+        reading = result.reading
+        if result.error is not None and not message.headers_only:
+            raise result.error
+        outcome = _apply(intake, session, mailbox, uidvalidity, message, reading, batch, effects)
+        if effects.quarantined_copies and effects.mail_id is not None:
+            _supersede(intake, session, effects)
+    return outcome
+
+
+def _supersede(intake: Intake, session: Session, effects: _Effects) -> None:
+    """A quarantined mail delivered again was decided afresh: its old rows leave the quarantine."""
+    reason = f"superseded: delivered again as mail #{effects.mail_id}, which was decided afresh"
+    quarantine_queries.supersede(session, effects.quarantined_copies, reason)
+    now = intake.clock()
+    effects.events.extend(
+        repo.event_row("superseded", reason, now, mail_id=mail_id) for mail_id in effects.quarantined_copies
+    )
+
+
+def reapply(
+    intake: Intake, session: Session, mail_id: int, message: FetchedMessage, result: ReadResult
+) -> tuple[Outcome, list[dict[str, object]]]:
+    """Decide a quarantined ledger row again, by the path a new message takes, in a savepoint.
+
+    The row is updated in place (its outcome, reason, case and decision); on failure it stays
+    quarantined with the new error. Returns the outcome and the audit events to write.
+    """
+    row = repo.mail_by_id(session, mail_id)
+    if row is None:
+        raise LookupError(f"no mail #{mail_id}")
+    effects = _Effects(existing_id=mail_id, spent=result.seconds)
+    batch = _Batch()
+    try:
+        outcome = _apply_in_savepoint(
+            intake, session, row.mailbox, row.uidvalidity, message, result, batch, effects
+        )
+    except Exception as exc:
+        log.error("mail #%s: quarantined again after an error: %s", mail_id, exc)
+        reason = _quarantine_reason(exc)
+        # The bytes go in too: a mail fetched whole only now (it was too large before) must not
+        # depend on the mailbox any more once it is acknowledged there.
+        quarantine_queries.update_ledger(
+            session,
+            mail_id,
+            {
+                "reason": reason[:2000],
+                "raw": message.raw,
+                "size": message.full_size,
+                "sha256": hashlib.sha256(message.raw).hexdigest(),
+            },
+        )
+        event = repo.event_row(
+            "quarantined",
+            f"mail #{mail_id}: {reason}"[:500],
+            intake.clock(),
+            mail_id=mail_id,
+            detail={"traceback": "".join(traceback.format_exception(exc, limit=8))},
+        )
+        return Outcome.QUARANTINED, [event]
+    return outcome, [*batch.events, *effects.events]
+
+
+def _quarantine_reason(exc: Exception) -> str:
+    if isinstance(exc, TimeBudgetExceeded):
+        return str(exc)  # "time budget exceeded: …", counted by the health view
+    return f"processing failed: {type(exc).__name__}: {exc}"
+
+
 def _quarantine(
     intake: Intake, session: Session, mailbox: str, uidvalidity: int, message: FetchedMessage, exc: Exception
 ) -> None:
@@ -284,7 +446,7 @@ def _quarantine(
         hashlib.sha256(message.raw).hexdigest(),
         now,
         Outcome.QUARANTINED,
-        f"processing failed: {error}",
+        _quarantine_reason(exc),
     )
     detail = {"traceback": "".join(traceback.format_exception(exc, limit=8))}
     repo.insert_many(
@@ -323,9 +485,30 @@ def _record(
     case_id: int | None = None,
     decision: dict[str, object] | None = None,
     ruleset_version: str = "",
+    existing_id: int | None = None,
 ) -> int:
-    """The ledger row of one message, written with its outcome; returns its id."""
+    """The ledger row of one message, written with its outcome; returns its id.
+
+    With `existing_id` (a mail reprocessed from the quarantine) that row is decided again in place:
+    when it was fetched and whether the mailbox was told stay as they were.
+    """
     mail = reading.mail if reading is not None else None
+    values: dict[str, object] = {
+        "sha256": sha,
+        "message_id": mail.message_id if mail else None,
+        "raw": message.raw,
+        "size": message.full_size,
+        "subject": mail.subject[:1000] if mail else "",
+        "from_addr": mail.from_addr if mail else None,
+        "outcome": outcome.value,
+        "reason": reason[:2000],
+        "case_id": case_id,
+        "ruleset_version": ruleset_version,
+        "decision": decision or {},
+    }
+    if existing_id is not None:
+        quarantine_queries.update_ledger(session, existing_id, values)
+        return existing_id
     return repo.insert_returning_id(
         session,
         MailRecord,
@@ -333,19 +516,9 @@ def _record(
             "mailbox": mailbox,
             "uidvalidity": uidvalidity,
             "uid": message.uid,
-            "sha256": sha,
-            "message_id": mail.message_id if mail else None,
-            "raw": message.raw,
-            "size": len(message.raw),
-            "subject": mail.subject[:1000] if mail else "",
-            "from_addr": mail.from_addr if mail else None,
             "fetched_at": now,
-            "outcome": outcome.value,
-            "reason": reason[:2000],
-            "case_id": case_id,
-            "ruleset_version": ruleset_version,
-            "decision": decision or {},
             "acked_at": None,
+            **values,
         },
     )
 
@@ -364,24 +537,42 @@ def _apply(
     sha = reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
 
     def record(outcome: Outcome, reason: str, **more: Any) -> int:
-        return _record(
-            session, mailbox, uidvalidity, message, sha, now, outcome, reason, reading=reading, **more
+        effects.mail_id = _record(
+            session,
+            mailbox,
+            uidvalidity,
+            message,
+            sha,
+            now,
+            outcome,
+            reason,
+            reading=reading,
+            existing_id=effects.existing_id,
+            **more,
         )
+        return effects.mail_id
 
-    earlier = repo.ledger_by_sha(session, mailbox, sha)
+    # A copy in quarantine is no reason to ignore this one: it is decided afresh (and supersedes it).
+    copies = [
+        c for c in quarantine_queries.ledger_copies(session, mailbox, sha) if c.id != effects.existing_id
+    ]
+    earlier = next((c for c in copies if c.outcome != Outcome.QUARANTINED.value), None)
+    effects.quarantined_copies = [c.id for c in copies if c.outcome == Outcome.QUARANTINED.value]
     if earlier is not None:
         effects.duplicate = 1
+        effects.quarantined_copies = []
         record(
             Outcome.IGNORED,
             f"duplicate: same content as mail #{earlier.id} (UID {earlier.uid}, "
             f"UIDVALIDITY {earlier.uidvalidity})",
         )
         return Outcome.IGNORED
-    if reading is None:
-        size = len(message.raw)
+    if reading is None or message.headers_only or message.full_size > intake.max_message_bytes:
+        # Only the headers were fetched (or, if the mail grew since its size was asked, the whole
+        # mail is kept but not read); the reading of the headers still names sender and subject.
         record(
             Outcome.QUARANTINED,
-            f"message of {size} bytes exceeds the limit of {intake.max_message_bytes} bytes",
+            f"message of {message.full_size} bytes exceeds the limit of {intake.max_message_bytes} bytes",
         )
         return Outcome.QUARANTINED
 
@@ -405,21 +596,25 @@ def _apply(
         batch.rulesets.add(ruleset.version)
     if batch.replies_last_hour is None:
         batch.replies_last_hour = guards.replies_last_hour(session, now)
+    candidates = _candidates(session, reading)
+    # Every guard looks at the address the reply would be sent to, not at From.
+    history = guards.recipient_history(
+        session,
+        reply_recipient(mail, intake.identity).address,
+        now,
+        replies_total_last_hour=batch.replies_last_hour,
+    )
+    deciding = time.perf_counter()
     decision = decide(
         reading,
         mailbox=mailbox,
         ruleset=ruleset,
         identity=intake.identity,
-        candidates=_candidates(session, reading),
-        # Every guard looks at the address the reply would be sent to, not at From.
-        history=guards.recipient_history(
-            session,
-            reply_recipient(mail, intake.identity).address,
-            now,
-            replies_total_last_hour=batch.replies_last_hour,
-        ),
+        candidates=candidates,
+        history=history,
         limits=intake.limits,
     )
+    effects.spend(intake, time.perf_counter() - deciding, "reading and deciding")
     summary = decision_summary(decision)
     if decision.reply_block is not None and decision.reply_block.guard == "ceiling":
         reply_safety.ceiling_alert(session, decision.reply_block.why, now, effects.events, batch.events)
@@ -625,9 +820,11 @@ def _queue_reply(
         "category": case.category,
         "language": decision.language,
     }
+    rendering = time.perf_counter()
     try:
         rendered = intake.renderer.render(plan.template, plan.language, context)
     except Exception as exc:  # a supervisor-edited template must never lose the buyer's mail
+        effects.spend(intake, time.perf_counter() - rendering, "reading, deciding and rendering")
         effects.events.append(
             repo.event_row(
                 "reply_failed",
@@ -638,6 +835,7 @@ def _queue_reply(
             )
         )
         return False
+    effects.spend(intake, time.perf_counter() - rendering, "reading, deciding and rendering")
     raw = build_reply(
         plan,
         text=rendered.text,
