@@ -1,4 +1,4 @@
-"""The reply-template sandbox: Jinja2's immutable sandbox plus bounds on work, memory and wall time.
+"""The reply-template sandbox: Jinja2's immutable sandbox plus bounds on work, memory and CPU time.
 
 Jinja2's sandbox stops templates from reaching Python internals, but not from exhausting the worker:
 nested `range(100000)` loops run for hours, `'x'|center(10**9)` or `lipsum(n=10**6)` allocate a
