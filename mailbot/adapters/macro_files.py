@@ -112,7 +112,9 @@ def _read_one(
     template = str(data["template"])
     status = data.get("status")
     if not label or len(label) > _MAX_LABEL:
-        problems.append(MacroProblem(path, _line_of(text, "label"), f"label must be 1 to {_MAX_LABEL} characters"))
+        problems.append(
+            MacroProblem(path, _line_of(text, "label"), f"label must be 1 to {_MAX_LABEL} characters")
+        )
     if template not in templates:
         problems.append(
             MacroProblem(path, _line_of(text, "template"), f"no reply template {template!r} (templates/en/)")

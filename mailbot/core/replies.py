@@ -11,9 +11,9 @@ thread it (`In-Reply-To`, `References`, the case tag in the subject).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Sequence
 from email.charset import QP, Charset
 from email.encoders import encode_base64
 from email.header import Header

@@ -217,7 +217,8 @@ def _refusal(session: Session, setup: ReplySetup, mail: InboundMail) -> tuple[st
         return address, f"{address} is one of our own mailboxes"
     suppressed = session.get(Suppression, address)
     if suppressed is not None:
-        return address, f"{address} is suppressed ({suppressed.reason or 'an earlier reply bounced'}); nothing more is sent to it"
+        why = suppressed.reason or "an earlier reply bounced"
+        return address, f"{address} is suppressed ({why}); nothing more is sent to it"
     return address, None
 
 
@@ -225,7 +226,9 @@ def _compose(session: Session, setup: ReplySetup, request: ReplyRequest) -> _Com
     case = casework_repo.case_by_ref(session, normalise_ref(request.ref))
     if case is None or case.id is None:
         raise ReplyRefused(f"no case {request.ref}")
-    if (request.text is None or not request.text.strip()) == (request.template is None or not request.template):
+    if (request.text is None or not request.text.strip()) == (
+        request.template is None or not request.template
+    ):
         raise ReplyRefused("write a text or choose a template (one of the two)")
     if request.status is not None and request.status not in STAFF_STATUSES:
         raise ReplyRefused(f"unknown status {request.status!r}; one of: {', '.join(STAFF_STATUSES)}")
@@ -285,7 +288,9 @@ def _checked_attachments(attachments: Sequence[ReplyAttachment]) -> tuple[ReplyA
         )
     cleaned = []
     for attachment in attachments:
-        name = " ".join(_UNSAFE_NAME.sub(" ", attachment.filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).split())
+        name = " ".join(
+            _UNSAFE_NAME.sub(" ", attachment.filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).split()
+        )
         cleaned.append(ReplyAttachment(name[:120] or "attachment", attachment.content_type, attachment.data))
     return tuple(cleaned)
 
@@ -432,7 +437,9 @@ def _queue(
         case.status = after
         case.resolved_at = now if after == "resolved" else None
         status_summary = f"status {STATUS_LABELS.get(before, before)} → {STATUS_LABELS[after]} by {by}"
-        casework_repo.add_event(session, case.id, "status", status_summary, {"by": by, "from": before, "to": after}, now)
+        casework_repo.add_event(
+            session, case.id, "status", status_summary, {"by": by, "from": before, "to": after}, now
+        )
         summary += f"; {status_summary}"
     case.updated_at = now
     session.add(case)
@@ -446,4 +453,3 @@ def _queue(
         outbox_id=outbox_id,
         already=False,
     )
-
