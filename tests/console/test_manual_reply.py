@@ -207,3 +207,21 @@ def test_a_broken_macro_file_is_named_with_its_line_and_left_out(
 def test_the_shipped_macros_are_valid() -> None:
     root = Path(__file__).resolve().parents[2] / "templates"
     assert manual_reply.check_macros(root) == []
+
+
+def test_rules_check_names_a_broken_macro_with_file_and_line(tmp_path: Path) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mailbot.cli import main
+
+    repo_root = Path(__file__).resolve().parents[2]
+    templates = tmp_path / "templates"
+    shutil.copytree(repo_root / "templates", templates)
+    (templates / "macros" / "broken.toml").write_text('label = "Close it"\ntemplate = "closing_words"\n')
+    result = CliRunner().invoke(
+        main, ["rules", "check", str(repo_root / "rules"), "--templates-dir", str(templates)]
+    )
+    assert result.exit_code == 1
+    assert f"{templates}/macros/broken.toml:2: no reply template 'closing_words'" in result.output
