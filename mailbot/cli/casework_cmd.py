@@ -1,4 +1,4 @@
-"""`mailbot cases assign|status|note|recategorize` and `mailbot corrections …`: case work for scripting.
+"""`mailbot cases assign|status|note|recategorize|reply` and `mailbot corrections …`: case work for scripting.
 
 The same services as the web console; every action is an audit event naming who did it (`--by`,
 default `cli:<login name>`). A refused action is one line on stderr and exit code 1.
@@ -119,6 +119,102 @@ def cases_recategorize(
         _run(lambda: recategorize(engine, ref, "intent", intent, by=actor))
 
 
+@click.command("reply")
+@click.argument("ref")
+@click.option("--template", "template", default=None, help="A reply template (templates/<lang>/NAME.txt.j2).")
+@click.option("--text-file", "text_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="The reply's text in a UTF-8 file ('-' reads standard input).")
+@click.option("--macro", "macro_name", default=None, help="A canned response (templates/macros/NAME.toml).")
+@click.option("--language", default=None, help="Reply in this language (default: the case's).")
+@click.option("--status", type=click.Choice(["open", "waiting", "resolved", "closed"]), default=None,
+              help="Set the case's status with the reply (waiting = waiting on the buyer).")
+@click.option("--attach", "attach_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Attach a file (repeatable; 10 MB together).")
+@click.option("--preview", "only_preview", is_flag=True, help="Print the reply; queue nothing.")
+@_by
+@click.pass_context
+def cases_reply(
+    ctx: click.Context,
+    ref: str,
+    template: str | None,
+    text_file: Path | None,
+    macro_name: str | None,
+    language: str | None,
+    status: str | None,
+    attach_files: tuple[Path, ...],
+    only_preview: bool,
+    by: str | None,
+) -> None:
+    """Reply to the buyer of case REF through the outbox (quoted, threaded, case reference in the subject)."""
+    import mimetypes
+
+    from mailbot.core.replies import ReplyAttachment
+    from mailbot.services.manual_reply import (
+        ReplyRefused,
+        ReplyRequest,
+        macro,
+        new_token,
+        preview,
+        send,
+        setup_from_settings,
+    )
+
+    if sum(x is not None for x in (template, text_file, macro_name)) != 1:
+        click.echo("error: give one of --template NAME, --text-file FILE or --macro NAME", err=True)
+        sys.exit(2)
+    settings = ctx.find_root().obj.settings()
+    setup = setup_from_settings(settings)
+    try:
+        text = None
+        if text_file is not None:
+            text = sys.stdin.read() if str(text_file) == "-" else _read_text(text_file)
+        if macro_name is not None:
+            chosen = macro(setup, macro_name)
+            template, status = chosen.template, status or chosen.status
+        attachments = tuple(
+            ReplyAttachment(p.name, mimetypes.guess_type(p.name)[0] or "application/octet-stream", data)
+            for p, data in ((p, _read_bytes(p)) for p in attach_files)
+        )
+        request = ReplyRequest(
+            ref=ref, text=text, template=template, language=language, token=new_token(), status=status,
+            attachments=attachments,
+        )
+        engine = _engine(ctx)
+        if only_preview:
+            draft = preview(engine, setup, request)
+            click.echo(f"To: {draft.to_addr or '(nobody)'}\nSubject: {draft.subject}\n\n{draft.body}")
+            if draft.refusal:
+                click.echo(f"error: cannot be sent: {draft.refusal}", err=True)
+                sys.exit(1)
+            return
+        result = send(engine, setup, request, by=by or _default_actor())
+    except ReplyRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{result.ref}: {result.summary} (outbox item {result.outbox_id}, <{result.message_id}>)")
+
+
+def _read_text(path: Path) -> str:
+    from mailbot.services.manual_reply import ReplyRefused
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise ReplyRefused(f"{path}: cannot be read as UTF-8 text ({why})") from exc
+
+
+def _read_bytes(path: Path) -> bytes:
+    from mailbot.services.manual_reply import MAX_ATTACHMENT_BYTES, ReplyRefused
+
+    try:
+        if path.stat().st_size > MAX_ATTACHMENT_BYTES:
+            raise ReplyRefused(f"{path}: larger than {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ReplyRefused(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
 @click.command("close-resolved")
 @click.option("--days", type=click.FloatRange(min=0), default=7, show_default=True)
 @click.pass_context
@@ -193,6 +289,7 @@ def attach(main: click.Group, cases: click.Group) -> None:
         cases_status,
         cases_note,
         cases_recategorize,
+        cases_reply,
         cases_close_resolved,
         cases_reindex,
     ):

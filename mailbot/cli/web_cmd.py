@@ -16,6 +16,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from mailbot.services.console_store import open_engine
+    from mailbot.services.manual_reply import setup_from_settings
     from mailbot.services.search_index import keep_indexing
     from mailbot.web.app import build_app
 
@@ -28,7 +29,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     click.echo(f"staff console on http://{host}:{port}/ (Ctrl-C to stop)")
     try:
         uvicorn.run(
-            build_app(engine),
+            build_app(engine, replies=setup_from_settings(settings)),
             host=host,
             port=port,
             server_header=False,

@@ -11,9 +11,11 @@ thread it (`In-Reply-To`, `References`, the case tag in the subject).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
+from email.encoders import encode_base64
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -30,6 +32,7 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_TOKEN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 MAX_SUBJECT = 200
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
@@ -213,10 +216,31 @@ def plan_reply(
     )
 
 
+@dataclass(frozen=True)
+class ReplyAttachment:
+    """A file staff attach to a manual reply; the name is shown to the buyer, so it is cleaned."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 def build_reply(
-    plan: ReplyPlan, *, text: str, html: str | None, from_name: str, now: datetime, case_ref: str
+    plan: ReplyPlan,
+    *,
+    text: str,
+    html: str | None,
+    from_name: str,
+    now: datetime,
+    case_ref: str,
+    automatic: bool = True,
+    attachments: Sequence[ReplyAttachment] = (),
 ) -> bytes:
     """The reply's bytes.
+
+    `automatic=False` is a reply a person wrote (the staff console): it must not claim
+    `Auto-Submitted: auto-replied`, or the buyer's own auto-responders and filters would treat a
+    human answer as machine mail. `attachments` become a multipart/mixed around the text.
 
     Every header value is put on one line first (`_one_line`), so nothing a buyer wrote can add a
     header; non-ASCII values are RFC 2047-encoded by `email.header`. The compat32 MIME classes are
@@ -229,6 +253,12 @@ def build_reply(
         message = MIMEMultipart("alternative")
         message.attach(body)
         message.attach(_text_part(html, "html"))
+    if attachments:
+        mixed = MIMEMultipart("mixed")
+        mixed.attach(message)
+        for attachment in attachments:
+            mixed.attach(_attachment_part(attachment))
+        message = mixed
     message["From"] = formataddr((_encoded(_one_line(from_name)), _one_line(plan.from_addr)))
     message["To"] = _one_line(plan.to_addr)
     message["Subject"] = _encoded(_one_line(plan.subject))
@@ -238,7 +268,8 @@ def build_reply(
         message["In-Reply-To"] = f"<{_one_line(plan.in_reply_to)}>"
     if plan.references:
         message["References"] = " ".join(f"<{_one_line(r)}>" for r in plan.references)
-    message["Auto-Submitted"] = "auto-replied"
+    if automatic:
+        message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
     message["X-Mailbot-Case"] = _one_line(case_ref)
     message["Content-Language"] = _one_line(plan.language)
@@ -252,6 +283,20 @@ def _text_part(content: str, subtype: str) -> Message:
         return MIMEText(content, subtype, "us-ascii")
     part = MIMENonMultipart("text", subtype)
     part.set_payload(content, _UTF8_QP)
+    return part
+
+
+def _attachment_part(attachment: ReplyAttachment) -> Message:
+    """Base64 in the declared type (only a well-formed type/subtype, else octet-stream)."""
+    kind = attachment.content_type.lower().strip()
+    maintype, _, subtype = kind.partition("/")
+    if not (_TOKEN.match(maintype) and _TOKEN.match(subtype)) or maintype == "multipart":
+        maintype, subtype = "application", "octet-stream"
+    part = MIMENonMultipart(maintype, subtype)
+    part.set_payload(attachment.data)
+    encode_base64(part)
+    name = _one_line(attachment.filename) or "attachment"
+    part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", name))
     return part
 
 

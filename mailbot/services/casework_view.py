@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -21,7 +21,7 @@ from mailbot.core.parse import parse
 from mailbot.services.casework import STATUS_LABELS, STATUSES, normalise_ref
 from mailbot.store import casework_repo as repo
 from mailbot.store.casework_repo import QueueQuery
-from mailbot.store.tables import Case, MailRecord, OutboxItem
+from mailbot.store.tables import Case, CaseEvent, MailRecord, OutboxItem
 
 PAGE_SIZE = 50
 COUNT_CAP = 99  # the tabs say "99+" past this: exact counts of big statuses would scan the table
@@ -97,6 +97,8 @@ class ThreadEntry:
     mail_id: int | None
     delivery: str | None  # pending | sending | sent | failed | uncertain | bounced (outbound only)
     delivery_error: str
+    recipient: str = ""  # outbound: the address it went to
+    manual: bool = False  # outbound: written by staff (services/manual_reply.py), not by the rules
 
 
 @dataclass(frozen=True)
@@ -241,19 +243,55 @@ def _inbound(mail: MailRecord, at: datetime) -> ThreadEntry:
 
 def _outbound(item: OutboxItem, at: datetime) -> ThreadEntry:
     parsed = parse(item.raw)
+    manual = item.template == "manual" or item.template.startswith("manual:")
+    # A staff reply quotes the buyer: fold the quote like a buyer's history. Ours are shown whole.
+    new_text = (parsed.new_text.strip() or parsed.text.strip()) if manual else parsed.text.strip()
     return ThreadEntry(
         direction="out",
         at=at,
         sender=item.mail_from,
         sender_name="",
         subject=parsed.subject,
-        new_text=parsed.text.strip(),
-        quoted_text="",
+        new_text=new_text,
+        quoted_text=parsed.quoted_text.strip() if manual else "",
         attachments=(),
         mail_id=None,
         delivery=item.status,
         delivery_error=item.last_error,
+        recipient=item.rcpt_to,
+        manual=manual,
     )
+
+
+_BOUNCED = re.compile(r"^our reply to (\S+) bounced: (.*)$", re.DOTALL)
+
+
+def _with_bounces(entries: list[ThreadEntry], events: list[CaseEvent]) -> list[ThreadEntry]:
+    """Mark as bounced the reply each `reply_bounced` event (services/reply_safety.py) is about.
+
+    The event names the address; it is our latest reply to that address sent before the bounce
+    came. A bounce naming an address none of our replies went to marks nothing.
+    """
+    marked = list(entries)
+    for event in events:
+        found = _BOUNCED.match(event.summary) if event.kind == "reply_bounced" else None
+        if found is None:
+            continue
+        address, why = found.group(1).lower(), found.group(2)
+        candidates = [
+            i
+            for i, e in enumerate(marked)
+            if e.direction == "out" and e.recipient == address and _naive(e.at) <= _naive(event.created_at)
+        ]
+        if candidates:
+            i = candidates[-1]
+            marked[i] = replace(marked[i], delivery="bounced", delivery_error=why)
+    return marked
+
+
+def _naive(value: datetime) -> datetime:
+    """SQLite hands back naive UTC datetimes, PostgreSQL aware ones: compare them as naive UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 _SOURCES = {
@@ -324,6 +362,7 @@ def case_view(engine: Engine, ref: str) -> CaseView | None:
         for out in repo.replies_without_message(session, case.id, linked):
             entries.append(_outbound(out, out.created_at))
         entries.sort(key=lambda e: e.at)
+        entries = _with_bounces(entries, repo.events(session, case.id))
         first = repo.first_mail(session, case.id)
         decision = dict(first.decision) if first is not None else {}
         intent = str(decision.get("intent", ""))

@@ -59,7 +59,7 @@ from mailbot.services.rules_watch import (
     RulesWatcher,
     TemplateNames,
 )
-from mailbot.services.template_check import load_rules_and_templates, template_errors
+from mailbot.services.template_check import load_rules_and_templates, macro_errors, template_errors
 
 #: The whole supervisor API, in one place for the entry points (the parts live in rules_*.py).
 __all__ = [
@@ -171,6 +171,7 @@ def check_rules(ctx: RulesContext) -> CheckReport:
             errors.append(error)
     if store is not None:
         errors.extend(template_errors(store))
+        errors.extend(macro_errors(store))
     return CheckReport(
         files=tuple(str(p) for p in routing_files(ctx.rules_dir)) if ctx.rules_dir.is_dir() else (),
         ruleset=ruleset,

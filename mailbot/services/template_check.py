@@ -12,17 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mailbot.adapters.macro_files import read_macros
 from mailbot.adapters.ports import RenderedReply
 from mailbot.adapters.rulefiles import read_reading_sources, read_routing_sources
 from mailbot.adapters.template_files import TemplateFiles
 from mailbot.adapters.templates import TemplateStore, read_template_files
 from mailbot.core.errors import RuleFileError
 from mailbot.core.rules.schema import RuleSet, RuleSetErrors, RuleSource, parse_ruleset, ruleset_version
+from mailbot.services.casework import STAFF_STATUSES
 
 
 def template_errors(store: TemplateStore) -> list[RuleFileError]:
     """Every problem of the templates, in the form rule problems take (file, line, message)."""
     return [RuleFileError(str(p.file), p.line, None, p.message) for p in store.validate()]
+
+
+def macro_errors(store: TemplateStore) -> list[RuleFileError]:
+    """The canned responses next to the templates (`macros/*.toml`), checked with them by `rules check`."""
+    found = read_macros(store.files.root, templates=store.names(), statuses=STAFF_STATUSES)
+    return [RuleFileError(str(p.file), p.line, None, p.message) for p in found.problems]
 
 
 def template_sources(files: TemplateFiles | None) -> list[RuleSource]:

@@ -27,7 +27,9 @@ from starlette.staticfiles import StaticFiles
 
 from mailbot.services import accounts, casework, casework_view, corrections
 from mailbot.services.accounts import SignedIn
+from mailbot.services.manual_reply import ReplySetup, macros
 from mailbot.web import security
+from mailbot.web.reply_routes import reply_routes
 from mailbot.web.security import (
     ATTACHMENT_CSP,
     CSRF_FIELD,
@@ -81,7 +83,17 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) -> Starlette:
+def _reply_links(replies: ReplySetup | None) -> dict[str, Any]:
+    """What the case page offers for replying: the reply form and the canned responses, if set up."""
+    if replies is None:
+        return {"may_reply": False, "macros": ()}
+    return {"may_reply": True, "macros": macros(replies).macros}
+
+
+def build_app(
+    engine: Engine, *, clock: Callable[[], datetime] | None = None, replies: ReplySetup | None = None
+) -> Starlette:
+    """The console; with `replies` (the installation's mailboxes and templates) staff can also reply."""
     console = Console(engine=engine) if clock is None else Console(engine=engine, clock=clock)
     console.jinja.filters["size"] = _size
     console.jinja.filters["when"] = _when
@@ -243,6 +255,7 @@ def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) ->
             statuses=casework.STAFF_STATUSES,
             intents=casework.INTENTS,
             may_correct=user.account.may("supervisor"),
+            **_reply_links(replies),
         )
 
     @page()
@@ -349,4 +362,6 @@ def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) ->
         Route("/users", users_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    if replies is not None:
+        routes[-1:-1] = reply_routes(console, page, replies, engine, lambda: console.clock())
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
