@@ -19,6 +19,10 @@ from mailbot.store.tables import CaseEvent, OutboxItem, Suppression
 #: The audit event written when the global ceiling of automatic replies is reached.
 CEILING_EVENT = "reply_ceiling"
 
+#: Only automatic replies count against the automatic limits: a buyer a person just answered from the
+#: console (outbox template `manual` or `manual:<canned response>`) is not owed fewer automatic answers.
+_AUTOMATIC = (col(OutboxItem.template) != "manual") & ~col(OutboxItem.template).startswith("manual:")
+
 
 def recipient_history(
     session: Session, address: str | None, now: datetime, *, replies_total_last_hour: int = 0
@@ -32,7 +36,11 @@ def recipient_history(
         select(
             func.count(case((col(OutboxItem.created_at) >= hour_ago, 1))),
             func.count(),
-        ).where(col(OutboxItem.rcpt_to) == address, col(OutboxItem.created_at) >= now - timedelta(days=1))
+        ).where(
+            col(OutboxItem.rcpt_to) == address,
+            col(OutboxItem.created_at) >= now - timedelta(days=1),
+            _AUTOMATIC,
+        )
     ).one()
     return SenderHistory(
         replies_last_hour=int(hour),
@@ -47,7 +55,7 @@ def replies_last_hour(session: Session, now: datetime) -> int:
     count = session.execute(
         select(func.count())
         .select_from(OutboxItem)
-        .where(col(OutboxItem.created_at) >= now - timedelta(hours=1))
+        .where(col(OutboxItem.created_at) >= now - timedelta(hours=1), _AUTOMATIC)
     ).scalar_one()
     return int(count)
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from mailbot.core.replies import ReplyAttachment
 from mailbot.services import casework_view, manual_reply
 from mailbot.services.manual_reply import ReplyRefused, ReplyRequest, ReplySetup
-from mailbot.store import repo
+from mailbot.store import guards, repo
 from mailbot.store.db import session_scope
 from mailbot.store.tables import CaseEvent, OutboxItem
 
@@ -161,6 +161,26 @@ def test_staff_replies_are_not_held_by_the_hourly_rate_limit(installation: Insta
     for n in range(7):  # the automatic limit is 5 an hour per recipient
         request = ReplyRequest(ref=ref, text=f"Update {n}", token=f"rate-{n}")
         assert not manual_reply.send(installation.engine, setup, request, by=ANA, clock=clock).already
+
+
+def test_staff_replies_do_not_use_up_the_buyers_automatic_replies(installation: Installation) -> None:
+    ref = opened(installation, "reply-question.eml")
+    setup = setup_of(installation)
+    results = [
+        manual_reply.send(
+            installation.engine, setup, ReplyRequest(ref=ref, text=f"Update {n}", token=f"count-{n}"), by=ANA
+        )
+        for n in range(3)
+    ]
+    now = datetime.now(UTC)
+    with Session(installation.engine) as session:
+        staff = session.exec(select(OutboxItem).where(OutboxItem.message_id == results[0].message_id)).one()
+        automatic = session.exec(select(OutboxItem).where(OutboxItem.rcpt_to == staff.rcpt_to)).all()
+        expected = sum(1 for row in automatic if not row.template.startswith("manual"))
+        history = guards.recipient_history(session, staff.rcpt_to, now)
+        total = guards.replies_last_hour(session, now)
+    assert history.replies_last_hour == expected
+    assert total == expected
 
 
 def test_a_macro_replies_with_its_template_and_sets_its_status(installation: Installation) -> None:
