@@ -58,6 +58,10 @@ log = logging.getLogger("mailbot.ingest")
 #: process with SIGKILL at an exact place. Unset in production.
 CRASH_ENV = "MAILBOT_CRASH_AT"
 
+#: Statuses a buyer's own (non-machine) mail moves back to "open" (issue 8): staff were waiting for
+#: it, or thought the matter settled. "closed" is final; a new mail opens a new, linked case.
+REOPENED_BY_BUYER = ("waiting", "resolved")
+
 
 def crash_point(name: str) -> None:
     """Die here, hard, if the crash-safety tests asked for it."""
@@ -733,14 +737,27 @@ def _case_for(
     effects: _Effects,
 ) -> tuple[_CaseRow, bool]:
     mail = reading.mail
+    closed: Case | None = None
     if decision.thread.case_ref is not None:
         case = repo.case_by_ref(session, decision.thread.case_ref)
-        if case is not None and case.id is not None:
+        if case is not None and case.id is not None and case.status == "closed":
+            closed = case  # closed is final: the mail opens a new case, linked to this one
+        elif case is not None and case.id is not None:
             repo.add_orders(session, case, decision.orders.numbers)
             case.updated_at = now
-            if case.status not in repo.OPEN_STATUSES and not reading.automation.is_machine:
+            if case.status in REOPENED_BY_BUYER and not reading.automation.is_machine:
+                before = case.status
                 case.status = "open"
-                effects.events.append(repo.event_row("reopened", "buyer wrote again", now, case_id=case.id))
+                case.resolved_at = None
+                effects.events.append(
+                    repo.event_row(
+                        "status",
+                        f"status {before} → open: the buyer wrote again",
+                        now,
+                        case_id=case.id,
+                        detail={"by": "mailbot", "from": before, "to": "open"},
+                    )
+                )
             session.add(case)
             return _CaseRow(case.id, case.ref, tuple(case.orders), case.category), False
     ref = _new_ref(session, mail.sha256 + mailbox)
@@ -752,7 +769,7 @@ def _case_for(
         {
             "ref": ref,
             "category": actions.category,
-            "status": "open",
+            "status": "new",
             "priority": actions.priority,
             "queue": actions.queue,
             "assignee": actions.assignee,
@@ -768,6 +785,20 @@ def _case_for(
         },
     )
     repo.insert_many(session, CaseOrder, [{"case_id": case_id, "number": number} for number in orders])
+    if closed is not None and closed.id is not None:
+        link = {"closed": closed.ref, "new": ref}
+        effects.events.append(
+            repo.event_row("linked", f"continues closed case {closed.ref}", now, case_id=case_id, detail=link)
+        )
+        effects.events.append(
+            repo.event_row(
+                "linked",
+                f"the buyer wrote again; continued in case {ref}",
+                now,
+                case_id=closed.id,
+                detail=link,
+            )
+        )
     return _CaseRow(case_id, ref, tuple(orders), actions.category), True
 
 
