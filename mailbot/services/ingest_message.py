@@ -385,10 +385,16 @@ def _apply(
             "created_at": now,
         },
     )
+    what = f"joined case {case.ref}"
+    if created:
+        # A thread that named a case yet opened one: that case is closed (see ingest_cases).
+        named = decision.thread.case_ref
+        closed = f" (case {named} is closed)" if named and named != case.ref else ""
+        what = f"opened case {case.ref}{closed}"
     effects.events.append(
         repo.event_row(
             "routed",
-            ("opened case" if created else "joined case") + f" {case.ref}: {decision.reason}",
+            f"{what}: {decision.reason}",
             now,
             case_id=case.id,
             mail_id=mail_id,

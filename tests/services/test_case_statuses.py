@@ -164,6 +164,7 @@ def test_a_closed_case_is_never_reopened_a_new_linked_case_is_opened(desk: Desk)
     assert desk.case(ref).status == "closed"
     assert desk.case(new_ref).status == "new"
     assert desk.events(new_ref, "linked") == [f"continues closed case {ref}"]
+    assert desk.events(new_ref, "routed")[0].startswith(f"opened case {new_ref} (case {ref} is closed): ")
     assert desk.events(ref, "linked") == [f"the buyer wrote again; continued in case {new_ref}"]
 
 
