@@ -12,7 +12,7 @@ import difflib
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -118,6 +118,10 @@ class HealthSettings(_Model):
     max_pending_reply_age_seconds: Annotated[int, Field(ge=1)] = 900  # older unsent replies: SMTP down
 
 
+class CasesSettings(_Model):
+    close_resolved_after_days: Annotated[int, Field(ge=1)] = 7  # a resolved case closes itself then
+
+
 class LimitsSettings(_Model):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     max_batch_bytes: Annotated[int, Field(ge=1024 * 1024)] = 50 * 1024 * 1024
@@ -147,6 +151,7 @@ class _FileSettings(_Model):
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitsSettings = LimitsSettings()
     health: HealthSettings = HealthSettings()
+    cases: CasesSettings = field(default_factory=CasesSettings)
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ class Settings:
     limits: LimitsSettings
     health: HealthSettings
     secrets: _Secrets
+    cases: CasesSettings = field(default_factory=CasesSettings)
 
     @property
     def database_url(self) -> str:
@@ -380,6 +386,7 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         outbox=raw.outbox,
         limits=raw.limits,
         health=raw.health,
+        cases=raw.cases,
         secrets=secrets,
     )
 

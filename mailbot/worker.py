@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from mailbot.runtime import Runtime
+from mailbot.services import casework
 
 log = logging.getLogger("mailbot.worker")
 
@@ -71,6 +72,18 @@ class Worker:
         for warning in report.warnings:
             log.warning("outbox: %s", warning)
 
+    def _close_resolved_job(self) -> None:
+        """Resolved cases the buyer left alone close themselves (issue 8); with N workers each may
+        run it: closing an already closed case is a no-op, as the query only finds resolved ones."""
+        days = self.runtime.settings.cases.close_resolved_after_days
+        try:
+            closed = casework.close_resolved(self.runtime.engine, timedelta(days=days))
+        except Exception as exc:  # the database is unreachable: try again tomorrow, keep running
+            log.warning("closing resolved cases failed: %s", exc)
+            return
+        if closed:
+            log.info("closed %d case(s) resolved over %d days ago: %s", len(closed), days, ", ".join(closed))
+
     def _heartbeat_job(self) -> None:
         try:
             self.runtime.heartbeat()
@@ -113,6 +126,14 @@ class Worker:
             seconds=self.runtime.liveness.heartbeat.total_seconds(),
             id="heartbeat",
             name="heartbeat",
+            next_run_time=_now(),
+        )
+        self.scheduler.add_job(
+            self._close_resolved_job,
+            "interval",
+            days=1,
+            id="close-resolved",
+            name="close resolved cases",
             next_run_time=_now(),
         )
         signal.signal(signal.SIGTERM, self._signal)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from dataclasses import dataclass
 
 from mailbot.core.automation import AutomationConfig, detect_automation
@@ -62,7 +61,7 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
             AutomationKind.AUTO_GENERATED, "automation check failed; treated as machine"
         )
     try:
-        keys = thread_keys(_blank_runs_shortened(mail), identity)
+        keys = thread_keys(mail, identity)
     except Exception as exc:
         problems.append(_failed("thread keys", exc))
         keys = ThreadKeys(our_message_ids=(), case_refs=())
@@ -101,22 +100,6 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     return Reading(
         mail=mail, automation=automation, orders=orders, language=language, intent=intent, thread_keys=keys
     )
-
-
-# Case references are searched for with a pattern that tries every blank of a run as a start and
-# reads the rest of the run from each: a run of 20,000 blanks took four seconds, a megabyte of them
-# for ever. Shortened to one blank the runs mean the same to that pattern (blanks are only ever
-# optional there), so the thread keys are the same, found in linear time.
-_LONG_BLANKS = re.compile(r"\s{32,}")
-
-
-def _blank_runs_shortened(mail: InboundMail) -> InboundMail:
-    """The mail as thread_keys reads it (subject, new text, quoted text), long blank runs shortened."""
-    texts = (mail.subject, mail.new_text, mail.quoted_text)
-    if not any(_LONG_BLANKS.search(text) for text in texts):
-        return mail
-    subject, new_text, quoted_text = (_LONG_BLANKS.sub(" ", text) for text in texts)
-    return dataclasses.replace(mail, subject=subject, new_text=new_text, quoted_text=quoted_text)
 
 
 def language_text(mail: InboundMail) -> str:

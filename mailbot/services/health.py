@@ -4,7 +4,8 @@
 fails no poll at all. So health looks at what should have happened by now: each enabled mailbox
 polled to completion within a few of its intervals, and without an error; every queued reply
 sent within a configured age; no reply left `uncertain` or `failed` for staff; no mail quarantined
-for running past its time budget; every reply template usable.
+for running past its time budget; every reply template usable; and the global ceiling of automatic
+replies not reached within the last hour (past it nobody gets an automatic reply).
 
 `check_health` returns a typed, frozen `Health` so the CLI (`mailbot status`, `--json`) and a later
 metrics endpoint read the same facts; `as_dict` is the JSON shape.
@@ -23,7 +24,12 @@ from sqlmodel import Session
 
 from mailbot.adapters.templates import check_templates as check_templates_in
 from mailbot.services.rules_admin import RulesStatusFile
+from mailbot.store import guards
 from mailbot.store import health_queries as queries
+
+#: How long a reached reply ceiling keeps mailbot unhealthy: the ceiling counts replies per hour, so
+#: for an hour after it fired replies may still be held back.
+CEILING_ALERT_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Health:
     quarantined_over_budget: int
     template_problems: tuple[str, ...]
     rules_error: str | None = None  # why the worker refused the rule files on disk, if it did
+    reply_ceiling_alert_at: datetime | None = None  # the global reply ceiling fired in the last hour
     problems: tuple[str, ...] = field(default=())  # every reason for being unhealthy, one line each
 
     @property
@@ -111,6 +118,7 @@ class Health:
             "quarantined_over_budget": self.quarantined_over_budget,
             "template_problems": list(self.template_problems),
             "rules_error": self.rules_error,
+            "reply_ceiling_alert_at": _iso(self.reply_ceiling_alert_at),
         }
 
 
@@ -137,6 +145,7 @@ def check_health(
         waiting = queries.replies_waiting_since(session, now - age)
         mail = queries.mail_outcome_counts(session)
         over_budget = queries.quarantined_over_budget(session)
+        ceiling = _aware_or_none(guards.last_ceiling_alert(session, now - CEILING_ALERT_WINDOW))
     mailboxes = tuple(
         _mailbox_health(name, interval, cursors.get(name), policy, now)
         for name, interval in policy.poll_intervals.items()
@@ -149,6 +158,11 @@ def check_health(
         problems.append(
             f"mail: {_plural(over_budget, 'message')} quarantined for running past the time budget "
             "(see `mailbot quarantine list`)"
+        )
+    if ceiling is not None:
+        problems.append(
+            f"outbox: the global ceiling of automatic replies per hour was reached at {_iso(ceiling)}; "
+            "automatic replies are held back (raise limits.replies_total_per_hour if this is expected)"
         )
     rules_error = _rules_error(policy.data_dir) if policy.data_dir is not None else None
     if rules_error:
@@ -164,6 +178,7 @@ def check_health(
         quarantined_over_budget=over_budget,
         template_problems=templates,
         rules_error=rules_error,
+        reply_ceiling_alert_at=ceiling,
         problems=tuple(
             " ".join(problem.split()) for problem in problems
         ),  # one line each, whatever the source

@@ -28,7 +28,8 @@ from mailbot.store.tables import (
     utcnow,
 )
 
-OPEN_STATUSES = ("open", "waiting")
+#: Cases a follow-up by order number from the same buyer joins (a resolved one reopens; see ingest).
+OPEN_STATUSES = ("new", "open", "waiting", "resolved")
 
 
 # -- ledger ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from email.message import EmailMessage
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.rulefiles import routing_version
-from mailbot.core.automation import check_names, detect_automation
+from mailbot.core.automation import MAX_SCAN_CHARS, check_names, detect_automation
 from mailbot.core.errors import RuleFileError
 from mailbot.core.parse import parse
 from mailbot.core.types import AutomationKind, Identity, InboundMail
@@ -309,3 +310,18 @@ def test_the_loop_notice_words_are_part_of_the_rule_set_version(tmp_path: Path) 
     lexicon = rules / "lexicons" / "en.toml"
     lexicon.write_text(lexicon.read_text().replace('"loop alert",', '"loop alert", "loop notice",'))
     assert routing_version(rules) != before
+
+
+def test_a_megabyte_subject_and_body_are_judged_by_their_opening() -> None:
+    # The word checks read the first MAX_SCAN_CHARS of a subject or body, so a megabyte of words is
+    # judged as fast as its opening (an earlier version collected every hit of a megabyte subject).
+    words = "please " * 150_000
+    away = dataclasses.replace(mail(), subject="Abwesenheitsnotiz: " + words, text=words, new_text=words)
+    assert detect_automation(away, US, CONFIG).kind is AutomationKind.AUTO_REPLY
+    buyer = dataclasses.replace(mail(), subject=words, text=words, new_text=words)
+    assert detect_automation(buyer, US, CONFIG).kind is AutomationKind.HUMAN
+
+
+def test_an_out_of_office_word_past_the_scanned_opening_is_not_read() -> None:
+    subject = "x" * MAX_SCAN_CHARS + " Abwesenheitsnotiz"
+    assert kind_of(dataclasses.replace(mail(), subject=subject)) is AutomationKind.HUMAN

@@ -22,8 +22,9 @@ from sqlalchemy.engine import Engine
 from mailbot.cli import main
 from mailbot.services.health import HealthPolicy, check_health
 from mailbot.services.rules_admin import RulesStatus, RulesStatusFile
+from mailbot.store import guards
 from mailbot.store.db import make_engine, session_scope, upgrade
-from mailbot.store.tables import MailboxCursor, MailRecord, OutboxItem
+from mailbot.store.tables import CaseEvent, MailboxCursor, MailRecord, OutboxItem
 
 REPO = Path(__file__).resolve().parents[2]
 EML = REPO / "tests" / "eml"
@@ -258,6 +259,36 @@ def test_the_json_shape_carries_the_same_facts(engine: Engine) -> None:
     }
     assert data["outbox"]["counts"] == {"failed": 1}
     assert len(data["problems"]) == 3
+
+
+def ceiling_reached(engine: Engine, at: datetime) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            CaseEvent(
+                kind=guards.CEILING_EVENT,
+                summary="automatic replies stopped: 5000 automatic replies in the last hour",
+                created_at=at,
+            )
+        )
+
+
+def test_the_reply_ceiling_reached_within_the_hour_is_unhealthy(engine: Engine) -> None:
+    both_polled_just_now(engine)
+    ceiling_reached(engine, NOW - timedelta(minutes=50))
+    verdict = health(engine)
+    assert not verdict.ok
+    assert verdict.reply_ceiling_alert_at == NOW - timedelta(minutes=50)
+    (problem,) = verdict.problems
+    assert problem.startswith("outbox: the global ceiling of automatic replies per hour was reached at ")
+    assert verdict.as_dict()["reply_ceiling_alert_at"] == (NOW - timedelta(minutes=50)).isoformat()
+
+
+def test_the_reply_ceiling_an_hour_ago_no_longer_makes_mailbot_unhealthy(engine: Engine) -> None:
+    both_polled_just_now(engine)
+    ceiling_reached(engine, NOW - timedelta(minutes=61))
+    verdict = health(engine)
+    assert verdict.ok and verdict.reply_ceiling_alert_at is None
+    assert verdict.as_dict()["reply_ceiling_alert_at"] is None
 
 
 # -- end to end: an SMTP outage makes `mailbot status` unhealthy -----------------------------------

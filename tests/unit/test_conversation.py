@@ -75,3 +75,15 @@ def test_same_order_from_same_buyer_with_open_case_joins() -> None:
 def test_nothing_known_opens_a_new_case() -> None:
     match = choose_thread(NO_KEYS, ThreadCandidates(), "buyer@acme.example", ("1",))
     assert match.case_ref is None and match.how == "new"
+
+
+def test_a_case_reference_after_a_megabyte_of_blanks_is_found_without_shortening_them() -> None:
+    # Every blank of a run used to be a start that read the rest of the run: 20,000 blanks took
+    # 4 s and a megabyte never finished. A regression shows as a test that does not finish.
+    text = " " * 1_000_000 + "[" + " " * 1_000_000 + "Case" + " " * 1_000_000 + "#K7Q2XZ]"
+    assert find_case_refs(text, US) == ("K7Q2XZ",)
+
+
+def test_a_bracket_glued_to_a_word_still_lets_the_tag_inside_count() -> None:
+    assert find_case_refs("see foo[Case #K7Q2XZ]", US) == ("K7Q2XZ",)
+    assert find_case_refs("showcase K7Q2XZ", US) == ()
