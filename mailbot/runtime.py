@@ -23,6 +23,7 @@ from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
 from mailbot.services import coordination
 from mailbot.services.coordination import Liveness, WorkerIdentity
+from mailbot.services.health import HealthPolicy
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
 from mailbot.services.reading_worker import ReaderPool
@@ -88,6 +89,25 @@ class Runtime:
             connect_timeout=imap.connect_timeout,
             read_timeout=imap.read_timeout,
             batch_size=imap.batch_size,
+        )
+
+    def idle_config(self, mailbox: str) -> ImapConfig | None:
+        """The IMAP settings to wait on with IDLE, or None: a Maildir mailbox, or `idle = false`."""
+        box = self.settings.mailboxes[mailbox]
+        if box.source != "imap" or box.imap is None or not box.imap.idle:
+            return None
+        return self._imap_config(mailbox)
+
+    def health_policy(self) -> HealthPolicy:
+        """What /readyz and the metrics judge by: `mailbot status`'s policy, without the template check."""
+        settings = self.settings
+        return HealthPolicy(
+            poll_intervals={
+                name: box.poll_interval_seconds for name, box in settings.mailboxes.items() if box.enabled
+            },
+            missed_polls=settings.health.missed_polls,
+            max_pending_reply_age_seconds=settings.health.max_pending_reply_age_seconds,
+            data_dir=settings.data_dir,
         )
 
     def batch_size(self, mailbox: str) -> int:
