@@ -189,7 +189,9 @@ def test_endpoints_answer_and_change_as_mail_flows_and_as_a_mailbox_fails(
 
         own_dovecot.append(PM, buyer_mail(2))
         smtp_server.wait_for(before + 1, timeout=30)
-        worker.wait_until("the reply counted", lambda: worker.metric("mailbot_outbox_replies", state="sent") == 1.0)
+        worker.wait_until(
+            "the reply counted", lambda: worker.metric("mailbot_outbox_replies", state="sent") == 1.0
+        )
         assert worker.metric("mailbot_mail_total", mailbox="pm", outcome="routed") == 1.0
         assert worker.metric("mailbot_arrival_to_reply_seconds_count", mailbox="pm") == 1.0
         assert worker.metric("mailbot_decision_seconds_count", mailbox="pm") == 1.0
@@ -198,7 +200,7 @@ def test_endpoints_answer_and_change_as_mail_flows_and_as_a_mailbox_fails(
         passwd = own_dovecot.root / "etc" / "passwd"
         passwd.write_text(passwd.read_text().replace("insp-secret", "changed-by-the-admin"))
         worker.wait_until("/readyz failing", lambda: worker.get("/readyz")[0] == 503)
-        status, body = worker.get("/readyz")
+        _status, body = worker.get("/readyz")
         assert "mailbox inspection:" in body and "mailbox pm" not in body, body
         assert worker.metric("mailbot_mailbox_up", mailbox="inspection") == 0.0
         assert worker.metric("mailbot_mailbox_up", mailbox="pm") == 1.0
