@@ -58,6 +58,9 @@ class Runtime:
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
     # Set by the worker: SIGTERM asks every service to finish the message in hand and stop.
     should_stop: Callable[[], bool] = field(default=lambda: False)
+    # Set by the worker: keep each IMAP mailbox's session logged in between polls (see ImapSource).
+    keep_connections: bool = False
+    _kept: dict[str, ImapSource] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.intake.should_stop = self._should_stop
@@ -67,7 +70,22 @@ class Runtime:
         if box.source == "maildir":
             return MaildirSource(self.settings.maildir_path(mailbox))
         assert box.imap is not None
-        return ImapSource(self._imap_config(mailbox))
+        if not self.keep_connections:
+            return ImapSource(self._imap_config(mailbox))
+        with self._lock:
+            kept = self._kept.get(mailbox)
+        if kept is None:
+            kept = ImapSource(self._imap_config(mailbox), keep_open=True)
+            with self._lock:
+                kept = self._kept.setdefault(mailbox, kept)
+        return kept
+
+    def close_sources(self) -> None:
+        """Log out of the IMAP sessions kept between polls (the worker, when it stops)."""
+        with self._lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for source in kept:
+            source.close()
 
     def _imap_config(self, mailbox: str) -> ImapConfig:
         box = self.settings.mailboxes[mailbox]

@@ -43,6 +43,7 @@ class Worker:
         self.stopping = threading.Event()
         self._draining = threading.Lock()  # the poll jobs and the outbox job may both want to drain
         runtime.should_stop = self.stopping.is_set
+        runtime.keep_connections = True  # an empty safety-net poll: SELECT + SEARCH, no new login
         self.scheduler = BlockingScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         )
@@ -191,6 +192,8 @@ class Worker:
         finally:
             self.stopping.set()
             self._stop_idlers()
+            self._wait_for_polls()
+            self.runtime.close_sources()
             if self.http is not None:
                 self.http.stop()
         try:
@@ -224,6 +227,13 @@ class Worker:
             self.metrics.idle_connected.labels(mailbox).set(1 if up else 0)
         if up:
             log.info("mailbox %s: waiting for new mail with IMAP IDLE", mailbox)
+
+    def _wait_for_polls(self, timeout: float = 60.0) -> None:
+        """A poll in progress finishes its message before its kept IMAP session is logged out."""
+        deadline = time.monotonic() + timeout
+        for lock in self._polling.values():
+            if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                lock.release()
 
     def _stop_idlers(self) -> None:
         """The IDLE threads look at `stopping` every second; each then says DONE and logs out."""

@@ -243,16 +243,30 @@ def uid_set(uids: Sequence[int]) -> str:
 
 
 class ImapSource:
-    """One IMAP folder seen as UIDVALIDITY + ascending UIDs; open it with `with`."""
+    """One IMAP folder seen as UIDVALIDITY + ascending UIDs; open it with `with`.
 
-    def __init__(self, config: ImapConfig) -> None:
+    With `keep_open` (the worker's polls), a poll that ended cleanly leaves the session logged in
+    for the next one, which only SELECTs the folder again (so UIDVALIDITY is read afresh each time):
+    an empty poll then costs two round trips instead of a TLS handshake and a login. A session the
+    server dropped in between is opened anew; a poll that failed closes it. `close()` logs out.
+    """
+
+    def __init__(self, config: ImapConfig, *, keep_open: bool = False) -> None:
         self.config = config
+        self.keep_open = keep_open
         self._conn = _Connection(config)
         self._uidvalidity: int | None = None
         self._move_target_ready = False
 
     def __enter__(self) -> Self:
         conn = self._conn
+        if conn.client is not None:
+            try:
+                self._select(conn.client)
+                return self
+            except SourceError as exc:
+                log.debug("IMAP: the kept session is gone (%s); logging in again", exc)
+                conn.close()
         client = conn.open()
         try:
             self._select(client)
@@ -264,6 +278,9 @@ class ImapSource:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.keep_open and et is None:
+            self._uidvalidity = None
+            return
         self.close()
 
     def close(self) -> None:
@@ -492,6 +509,7 @@ class ImapIdler:
         self.stop = stop
         self.timing = timing
         self.on_connected = on_connected or (lambda _up: None)
+        self.idles_started = 0  # IDLE commands sent, renewals included (for tests and debugging)
 
     def run(self) -> bool:
         backoff = self.timing.first_backoff_seconds
@@ -534,6 +552,7 @@ class ImapIdler:
         timing = self.timing
         with conn.guard("starting IDLE"):
             client.idle()
+        self.idles_started += 1
         started = time.monotonic()
         new_mail = False
         try:

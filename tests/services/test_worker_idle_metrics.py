@@ -199,6 +199,7 @@ def test_endpoints_answer_and_change_as_mail_flows_and_as_a_mailbox_fails(
 
         passwd = own_dovecot.root / "etc" / "passwd"
         passwd.write_text(passwd.read_text().replace("insp-secret", "changed-by-the-admin"))
+        own_dovecot.doveadm("kick", INSPECTION)  # the admin ends the sessions still logged in
         worker.wait_until("/readyz failing", lambda: worker.get("/readyz")[0] == 503)
         _status, body = worker.get("/readyz")
         assert "mailbox inspection:" in body and "mailbox pm" not in body, body
