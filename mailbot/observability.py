@@ -2,17 +2,46 @@
 
 imapclient logs protocol lines at DEBUG; a LOGIN or AUTHENTICATE line would carry a password, so a
 filter masks them whatever the level, and no mailbot code ever formats a secret into a message.
+
+Lines about a message carry the mailbox, the ledger id and the case reference where known: from
+`extra={"mailbox": …, "ledger_id": …, "case_ref": …}` on the call, or from `log_context(...)`
+around the work (the worker sets the mailbox for a whole poll). In JSON they are fields of their
+own, so a log search for one case finds every line about it.
+
+Buyer addresses are personal data: at INFO and above they are masked (`b***@shop.example`) unless
+they are one of our own mailbox addresses; DEBUG keeps them for a developer on a test system.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 # Protocol verbs are upper case on the wire; "login failed for …" in prose must stay readable.
 _SECRET_LINE = re.compile(r"(\bLOGIN\s+\S+\s+|\bAUTHENTICATE\s+\S+\s+|\bAUTH\s+\S+\s+|(?i:password)=)\S+")
+_ADDRESS = re.compile(r"([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+CONTEXT_FIELDS = ("mailbox", "ledger_id", "case_ref")
+
+_context: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar(
+    "mailbot_log_context", default=()
+)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Every log line inside the block (in this thread) carries these fields; None values are left out."""
+    merged = {**dict(_context.get()), **{k: v for k, v in fields.items() if v is not None}}
+    token = _context.set(tuple(merged.items()))
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class RedactSecrets(logging.Filter):
@@ -24,26 +53,76 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def redact_address(match: re.Match[str]) -> str:
+    local = match.group(1)
+    return f"{local[:1]}***@{match.group(2)}"
+
+
+class RedactAddresses(logging.Filter):
+    """Masks every address but our own mailboxes' in records at INFO and above."""
+
+    def __init__(self, own: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.own = frozenset(address.lower() for address in own)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True
+        message = record.getMessage()
+        redacted = _ADDRESS.sub(self._mask, message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+    def _mask(self, match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0).lower() in self.own else redact_address(match)
+
+
+class AddContext(logging.Filter):
+    """Copies the `log_context` fields onto the record, unless the call passed them in `extra`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {
+        data: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key] = value
         if record.exc_info:
             data["error"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+class TextFormatter(logging.Formatter):
+    """The classic line, with `[mailbox=pm ledger_id=12 case_ref=K7Q2XZ]` when a line is about a message."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [f"{key}={getattr(record, key)}" for key in CONTEXT_FIELDS if getattr(record, key, None)]
+        return f"{line} [{' '.join(fields)}]" if fields else line
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text", own_addresses: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactSecrets())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactAddresses(own_addresses))
+    handler.addFilter(AddContext())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -23,6 +23,7 @@ from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
 from mailbot.services import coordination
 from mailbot.services.coordination import Liveness, WorkerIdentity
+from mailbot.services.health import HealthPolicy
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
 from mailbot.services.reading_worker import ReaderPool
@@ -57,6 +58,9 @@ class Runtime:
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
     # Set by the worker: SIGTERM asks every service to finish the message in hand and stop.
     should_stop: Callable[[], bool] = field(default=lambda: False)
+    # Set by the worker: keep each IMAP mailbox's session logged in between polls (see ImapSource).
+    keep_connections: bool = False
+    _kept: dict[str, ImapSource] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.intake.should_stop = self._should_stop
@@ -66,7 +70,22 @@ class Runtime:
         if box.source == "maildir":
             return MaildirSource(self.settings.maildir_path(mailbox))
         assert box.imap is not None
-        return ImapSource(self._imap_config(mailbox))
+        if not self.keep_connections:
+            return ImapSource(self._imap_config(mailbox))
+        with self._lock:
+            kept = self._kept.get(mailbox)
+        if kept is None:
+            kept = ImapSource(self._imap_config(mailbox), keep_open=True)
+            with self._lock:
+                kept = self._kept.setdefault(mailbox, kept)
+        return kept
+
+    def close_sources(self) -> None:
+        """Log out of the IMAP sessions kept between polls (the worker, when it stops)."""
+        with self._lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for source in kept:
+            source.close()
 
     def _imap_config(self, mailbox: str) -> ImapConfig:
         box = self.settings.mailboxes[mailbox]
@@ -88,6 +107,25 @@ class Runtime:
             connect_timeout=imap.connect_timeout,
             read_timeout=imap.read_timeout,
             batch_size=imap.batch_size,
+        )
+
+    def idle_config(self, mailbox: str) -> ImapConfig | None:
+        """The IMAP settings to wait on with IDLE, or None: a Maildir mailbox, or `idle = false`."""
+        box = self.settings.mailboxes[mailbox]
+        if box.source != "imap" or box.imap is None or not box.imap.idle:
+            return None
+        return self._imap_config(mailbox)
+
+    def health_policy(self) -> HealthPolicy:
+        """What /readyz and the metrics judge by: `mailbot status`'s policy, without the template check."""
+        settings = self.settings
+        return HealthPolicy(
+            poll_intervals={
+                name: box.poll_interval_seconds for name, box in settings.mailboxes.items() if box.enabled
+            },
+            missed_polls=settings.health.missed_polls,
+            max_pending_reply_age_seconds=settings.health.max_pending_reply_age_seconds,
+            data_dir=settings.data_dir,
         )
 
     def batch_size(self, mailbox: str) -> int:

@@ -65,6 +65,8 @@ class ImapSettings(_Model):
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    # IMAP IDLE: answer new mail at once where the server offers it; the scheduled poll stays as a net.
+    idle: bool = True
 
 
 class MaildirSettings(_Model):
@@ -122,6 +124,26 @@ class CasesSettings(_Model):
     close_resolved_after_days: Annotated[int, Field(ge=1)] = 7  # a resolved case closes itself then
 
 
+def _listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError('must be "HOST:PORT", for example "127.0.0.1:9464"')
+    return value
+
+
+class ObservabilitySettings(_Model):
+    """The worker's /metrics, /healthz and /readyz; off unless `listen` is set."""
+
+    listen: Annotated[str, AfterValidator(_listen_address)] | None = None
+
+
+class LoggingSettings(_Model):
+    """`[logging]`: the same as the top-level log_level / log_format keys, which it overrides."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+    format: Literal["text", "json"] | None = None
+
+
 class LimitsSettings(_Model):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
     max_batch_bytes: Annotated[int, Field(ge=1024 * 1024)] = 50 * 1024 * 1024
@@ -152,6 +174,8 @@ class _FileSettings(_Model):
     limits: LimitsSettings = LimitsSettings()
     health: HealthSettings = HealthSettings()
     cases: CasesSettings = field(default_factory=CasesSettings)
+    observability: ObservabilitySettings = ObservabilitySettings()
+    logging: LoggingSettings = LoggingSettings()
 
 
 @dataclass(frozen=True)
@@ -173,6 +197,7 @@ class Settings:
     limits: LimitsSettings
     health: HealthSettings
     secrets: _Secrets
+    observability: ObservabilitySettings
     cases: CasesSettings = field(default_factory=CasesSettings)
 
     @property
@@ -374,8 +399,8 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         data_dir=data_dir,
         rules_dir=_resolve(base, raw.rules_dir),
         templates_dir=_resolve(base, raw.templates_dir),
-        log_level=raw.log_level,
-        log_format=raw.log_format,
+        log_level=raw.logging.level or raw.log_level,
+        log_format=raw.logging.format or raw.log_format,
         identity=raw.identity,
         database_url_without_password=url,
         database_password_secret=raw.database.password_secret,
@@ -388,6 +413,7 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         health=raw.health,
         cases=raw.cases,
         secrets=secrets,
+        observability=raw.observability,
     )
 
 

@@ -16,6 +16,8 @@ import logging
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -241,16 +243,30 @@ def uid_set(uids: Sequence[int]) -> str:
 
 
 class ImapSource:
-    """One IMAP folder seen as UIDVALIDITY + ascending UIDs; open it with `with`."""
+    """One IMAP folder seen as UIDVALIDITY + ascending UIDs; open it with `with`.
 
-    def __init__(self, config: ImapConfig) -> None:
+    With `keep_open` (the worker's polls), a poll that ended cleanly leaves the session logged in
+    for the next one, which only SELECTs the folder again (so UIDVALIDITY is read afresh each time):
+    an empty poll then costs two round trips instead of a TLS handshake and a login. A session the
+    server dropped in between is opened anew; a poll that failed closes it. `close()` logs out.
+    """
+
+    def __init__(self, config: ImapConfig, *, keep_open: bool = False) -> None:
         self.config = config
+        self.keep_open = keep_open
         self._conn = _Connection(config)
         self._uidvalidity: int | None = None
         self._move_target_ready = False
 
     def __enter__(self) -> Self:
         conn = self._conn
+        if conn.client is not None:
+            try:
+                self._select(conn.client)
+                return self
+            except SourceError as exc:
+                log.debug("IMAP: the kept session is gone (%s); logging in again", exc)
+                conn.close()
         client = conn.open()
         try:
             self._select(client)
@@ -262,6 +278,9 @@ class ImapSource:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.keep_open and et is None:
+            self._uidvalidity = None
+            return
         self.close()
 
     def close(self) -> None:
@@ -451,6 +470,117 @@ class ImapSentCopies:
             f"saving a copy of {bare_message_id(message_id)} to {self.folder!r}",
             lambda client: client.append(self.folder, raw, flags=[SEEN]),
         )
+
+
+IDLE_RENEW_SECONDS = 25 * 60.0  # RFC 2177: servers may drop an IDLE after 30 min; Dovecot's limit is 29
+
+
+@dataclass(frozen=True)
+class IdleTiming:
+    """How the IDLE loop paces itself; tests shorten these, production keeps the defaults."""
+
+    renew_seconds: float = IDLE_RENEW_SECONDS  # end and restart IDLE before the server's limit
+    check_seconds: float = 1.0  # how often the loop looks at the stop flag while nothing arrives
+    first_backoff_seconds: float = 1.0  # after a dropped connection: 1 s, 2 s, 4 s … up to the max
+    max_backoff_seconds: float = 60.0
+
+
+class ImapIdler:
+    """Waits for new mail on a dedicated connection (RFC 2177 IDLE) and calls `on_new_mail` at once.
+
+    The mailbox's polling connection is left alone: this one only SELECTs the folder read-only and
+    listens. `on_new_mail` is called on an EXISTS response, and once after every (re)connection so
+    mail that arrived while the connection was down is not left for the slow poll. A dropped
+    connection is reopened with exponential backoff; `run` returns when `stop` is set (within
+    `check_seconds`), or at once, returning False, when the server does not offer IDLE.
+    """
+
+    def __init__(
+        self,
+        config: ImapConfig,
+        on_new_mail: Callable[[], None],
+        stop: threading.Event,
+        *,
+        timing: IdleTiming = IdleTiming(),
+        on_connected: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.on_new_mail = on_new_mail
+        self.stop = stop
+        self.timing = timing
+        self.on_connected = on_connected or (lambda _up: None)
+        self.idles_started = 0  # IDLE commands sent, renewals included (for tests and debugging)
+
+    def run(self) -> bool:
+        backoff = self.timing.first_backoff_seconds
+        while not self.stop.is_set():
+            try:
+                if not self._session():
+                    log.info(
+                        "IMAP: %s does not offer IDLE; mail waits for the scheduled poll", self.config.server
+                    )
+                    return False
+                backoff = self.timing.first_backoff_seconds
+            except SourceError as exc:
+                log.warning("IMAP IDLE: %s; reconnecting in %g s", exc, backoff)
+                if self.stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self.timing.max_backoff_seconds)
+        return True
+
+    def _session(self) -> bool:
+        """One connection, from login until stop or a failure (raised as SourceError)."""
+        conn = _Connection(self.config)
+        client = conn.open()
+        try:
+            with conn.guard("asking for capabilities"):
+                if not client.has_capability("IDLE"):
+                    return False
+            with conn.guard(f"opening folder {self.config.folder!r} to wait for mail"):
+                client.select_folder(self.config.folder, readonly=True)
+            self.on_connected(True)
+            self.on_new_mail()  # whatever came while we were not listening
+            while not self.stop.is_set():
+                self._idle_once(conn, client)
+            return True
+        finally:
+            self.on_connected(False)
+            conn.close()
+
+    def _idle_once(self, conn: _Connection, client: Any) -> None:
+        """One IDLE command, ended before the renewal limit, on stop, or to check a silent socket."""
+        timing = self.timing
+        with conn.guard("starting IDLE"):
+            client.idle()
+        self.idles_started += 1
+        started = time.monotonic()
+        new_mail = False
+        try:
+            while not self.stop.is_set() and time.monotonic() - started < timing.renew_seconds:
+                asked = time.monotonic()
+                with conn.guard("waiting in IDLE"):
+                    responses = client.idle_check(timeout=timing.check_seconds)
+                if any(_is_bye(item) for item in responses):
+                    raise SourceError(conn.describe("waiting in IDLE", _Refusal("the server said BYE")))
+                if any(_is_exists(item) for item in responses):
+                    new_mail = True
+                    break
+                if not responses and time.monotonic() - asked < timing.check_seconds / 2:
+                    break  # woken with nothing to read: a closed socket looks like this; DONE will tell
+        finally:
+            # DONE on a dead connection raises here; on stop the connection is closed right after anyway.
+            with conn.guard("ending IDLE"):
+                _command, late = client.idle_done()
+        if new_mail or any(_is_exists(item) for item in late):
+            self.on_new_mail()
+
+
+def _is_exists(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) >= 2 and item[1] == b"EXISTS"
+
+
+def _is_bye(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) >= 1 and item[0] == b"BYE"
 
 
 def _body_of(item: dict[bytes, Any]) -> bytes | None:

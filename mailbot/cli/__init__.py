@@ -86,7 +86,8 @@ def _runtime(settings: Settings) -> Runtime:
 def _setup_logging(settings: Settings) -> None:
     from mailbot.observability import setup_logging
 
-    setup_logging(settings.log_level, settings.log_format)
+    own = [box.address for box in settings.mailboxes.values()]  # never masked: they are ours, not buyers'
+    setup_logging(settings.log_level, settings.log_format, own_addresses=own)
 
 
 pass_ctx = click.make_pass_decorator(Context)
