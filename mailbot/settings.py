@@ -12,11 +12,13 @@ import difflib
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mailbot.settings_due import DueSettings
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MAILBOT_CONFIG"
@@ -147,6 +149,7 @@ class _FileSettings(_Model):
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitsSettings = LimitsSettings()
     health: HealthSettings = HealthSettings()
+    due: DueSettings = DueSettings()
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class Settings:
     limits: LimitsSettings
     health: HealthSettings
     secrets: _Secrets
+    due: DueSettings = field(default_factory=DueSettings)
 
     @property
     def database_url(self) -> str:
@@ -381,6 +385,7 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         limits=raw.limits,
         health=raw.health,
         secrets=secrets,
+        due=raw.due,
     )
 
 
