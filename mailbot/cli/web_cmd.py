@@ -28,7 +28,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     click.echo(f"staff console on http://{host}:{port}/ (Ctrl-C to stop)")
     try:
         uvicorn.run(
-            build_app(engine),
+            build_app(engine, due=settings.due),
             host=host,
             port=port,
             server_header=False,

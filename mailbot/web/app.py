@@ -25,9 +25,11 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mailbot.services import accounts, casework, casework_view, corrections
+from mailbot.services import accounts, casework, casework_view, corrections, due_times
 from mailbot.services.accounts import SignedIn
+from mailbot.settings_due import DueSettings
 from mailbot.web import security
+from mailbot.web.case_moves import merge_action, split_action
 from mailbot.web.security import (
     ATTACHMENT_CSP,
     CSRF_FIELD,
@@ -81,8 +83,14 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) -> Starlette:
+def build_app(
+    engine: Engine, *, clock: Callable[[], datetime] | None = None, due: DueSettings | None = None
+) -> Starlette:
     console = Console(engine=engine) if clock is None else Console(engine=engine, clock=clock)
+    due_policy = due or DueSettings()
+    console.jinja.globals["due_of"] = lambda c: due_times.due_state(
+        c.due_at, c.status, console.clock(), due_policy
+    )
     console.jinja.filters["size"] = _size
     console.jinja.filters["when"] = _when
     console.jinja.globals["status_labels"] = casework.STATUS_LABELS
@@ -214,8 +222,11 @@ def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) ->
             assignee=assignee,
             search=q.get("q", "")[:200],
             after=q.get("after") or None,
+            due=q.get("due") if q.get("due") in ("overdue", "soon") else None,
         )
-        result = await run_in_threadpool(casework_view.queue_page, engine, filters)
+        result = await run_in_threadpool(
+            lambda: casework_view.queue_page(engine, filters, due_policy=due_policy)
+        )
         base = {k: v for k, v in q.items() if k != "after" and v}
 
         def link(**changes: str | None) -> str:
@@ -231,6 +242,7 @@ def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) ->
 
     @page()
     async def case_page(request: Request, user: SignedIn) -> Response:
+        await run_in_threadpool(due_times.fill_due_times, engine, due_policy)
         view = await run_in_threadpool(casework_view.case_view, engine, request.path_params["ref"])
         if view is None:
             return console.render("error.html.j2", 404, user=user, message="No such case.")
@@ -345,6 +357,8 @@ def build_app(engine: Engine, *, clock: Callable[[], datetime] | None = None) ->
         Route("/cases/{ref}/status", _action(do_status), methods=["POST"]),
         Route("/cases/{ref}/note", _action(do_note), methods=["POST"]),
         Route("/cases/{ref}/recategorize", _action(do_recategorize, "supervisor"), methods=["POST"]),
+        Route("/cases/{ref}/merge", _action(merge_action(engine, console.clock)), methods=["POST"]),
+        Route("/cases/{ref}/split", _action(split_action(engine, console.clock)), methods=["POST"]),
         Route("/corrections", corrections_page),
         Route("/users", users_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
