@@ -55,7 +55,7 @@ class Context:
 
     def engine(self) -> Engine:
         """The database of a staff command, which must already have mailbot's schema (exit 1 if not)."""
-        from mailbot.store.db import make_engine, schema_problem
+        from mailbot.services.entry_support import make_engine, schema_problem
 
         url = self.settings().database_url
         problem = schema_problem(url)
@@ -135,14 +135,14 @@ def db() -> None:
 def db_upgrade(ctx: Context) -> None:
     """Create the database or bring its schema up to date."""
     from mailbot.preflight import prepare_data_dir
-    from mailbot.store.db import upgrade
+    from mailbot.services.entry_support import upgrade_schema
 
     settings = ctx.settings()
     try:
         prepare_data_dir(settings)
     except SettingsError as exc:
         fail(str(exc))
-    upgrade(settings.database_url)
+    upgrade_schema(settings.database_url)
     click.echo(f"database is up to date ({_safe_url(settings.database_url)})")
 
 

@@ -61,7 +61,6 @@ def decide_reading(
     return decide(reading, mailbox=mailbox, ruleset=ruleset, identity=ctx.identity, candidates=candidates)
 
 
-
 def mailbox_of(reading: Reading, ctx: RulesContext) -> str | None:
     """The configured mailbox a message was delivered to, from Delivered-To, To and Cc."""
     mail = reading.mail

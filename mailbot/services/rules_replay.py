@@ -218,9 +218,7 @@ def _replay_one(
     except Exception as exc:  # one unreadable mail must not stop the replay of the others
         return ReplayRow(source, "", "", mailbox or "", None, None, error=f"{type(exc).__name__}: {exc}")
     mail = reading.mail
-    return ReplayRow(
-        source, mail.subject, mail.from_addr or "", box, snapshot(before), snapshot(after)
-    )
+    return ReplayRow(source, mail.subject, mail.from_addr or "", box, snapshot(before), snapshot(after))
 
 
 def replay_corpus(
