@@ -19,7 +19,7 @@ from sqlmodel import Session
 from mailbot.core.mail_parts import IMAGE_PREVIEW_TYPES, AttachmentPart, attachment_parts
 from mailbot.core.parse import parse
 from mailbot.services.casework import STATUS_LABELS, STATUSES, normalise_ref
-from mailbot.services.due_times import fill_due_times
+from mailbot.services.due_times import FILL_BATCH, fill_due_times
 from mailbot.services.due_times import window as due_window
 from mailbot.settings_due import DueSettings
 from mailbot.store import casework_repo as repo
@@ -192,7 +192,8 @@ def queue_page(
 ) -> QueuePage:
     searched_as, search = classify_search(filters.search)
     if due_policy is not None:
-        fill_due_times(engine, due_policy)
+        # One batch at most: a backlog is caught up by due_times.keep_filling, not by a page view.
+        fill_due_times(engine, due_policy, limit=FILL_BATCH)
     due_after, due_before = (None, None)
     if filters.due:
         due_after, due_before = due_window(filters.due, datetime.now(UTC), due_policy or DueSettings())

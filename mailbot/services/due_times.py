@@ -8,6 +8,8 @@ Waiting on the buyer, resolved and closed cases are never due soon nor overdue.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,8 @@ from mailbot.core.working_hours import add_working_time, working_time_between
 from mailbot.settings_due import DueSettings
 from mailbot.store import case_moves_repo as repo
 from mailbot.store.db import session_scope
+
+log = logging.getLogger(__name__)
 
 DUE_STATUSES = ("new", "open")
 FILL_BATCH = 500
@@ -88,6 +92,18 @@ def fill_due_times(engine: Engine, due: DueSettings, *, limit: int = 10_000) -> 
         if len(cases) < FILL_BATCH:
             break
     return filled
+
+
+def keep_filling(
+    engine: Engine, due: DueSettings, stop: threading.Event, every_seconds: float = 30.0
+) -> None:
+    """Run in a thread beside the console: new cases get their due time within `every_seconds`."""
+    while not stop.is_set():
+        try:
+            fill_due_times(engine, due)
+        except Exception:  # due times are shown, not enforced: the console keeps serving without them
+            log.exception("filling due times failed; retrying in %.0f s", every_seconds)
+        stop.wait(every_seconds)
 
 
 def window(which: str, now: datetime, due: DueSettings) -> tuple[datetime | None, datetime]:

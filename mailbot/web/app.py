@@ -242,7 +242,9 @@ def build_app(
 
     @page()
     async def case_page(request: Request, user: SignedIn) -> Response:
-        await run_in_threadpool(due_times.fill_due_times, engine, due_policy)
+        await run_in_threadpool(
+            lambda: due_times.fill_due_times(engine, due_policy, limit=due_times.FILL_BATCH)
+        )
         view = await run_in_threadpool(casework_view.case_view, engine, request.path_params["ref"])
         if view is None:
             return console.render("error.html.j2", 404, user=user, message="No such case.")
