@@ -63,7 +63,7 @@ def merge_cases(
                 f"cases {source.ref} and {target.ref} belong to different buyers "
                 f"({source.buyer}, {target.buyer}); only one buyer's cases can be merged"
             )
-        if source.status == "closed" and source.assignee is None and _merged_already(source):
+        if _merged_already(source):
             raise CaseworkError(f"case {source.ref} was already merged")
         moved = moves.move_case_rows(session, source.id, target.id)
         gained = moves.move_orders(session, source.id, target.id)

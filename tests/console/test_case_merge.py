@@ -120,3 +120,10 @@ def test_the_cli_merges_and_refuses_in_one_line(installation: Installation, tmp_
         again.exit_code == 1
         and again.output.strip() == "error: case " + first + " cannot be merged into itself"
     )
+
+
+def test_a_case_already_merged_is_not_merged_again(installation: Installation) -> None:
+    second, first = deliver(installation, "due-first.eml", "due-second.eml")
+    merge_cases(installation.engine, first, second, by="ana@support.example")
+    with pytest.raises(casework.CaseworkError, match=f"case {first} was already merged"):
+        merge_cases(installation.engine, first, second, by="ana@support.example")
