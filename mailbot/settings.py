@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mailbot.settings_due import DueSettings
+
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MAILBOT_CONFIG"
 SECRET_ENV_PREFIX = "MAILBOT_SECRET_"  # noqa: S105 (a name prefix, not a secret)
@@ -176,6 +178,7 @@ class _FileSettings(_Model):
     cases: CasesSettings = field(default_factory=CasesSettings)
     observability: ObservabilitySettings = ObservabilitySettings()
     logging: LoggingSettings = LoggingSettings()
+    due: DueSettings = DueSettings()
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ class Settings:
     secrets: _Secrets
     observability: ObservabilitySettings
     cases: CasesSettings = field(default_factory=CasesSettings)
+    due: DueSettings = field(default_factory=DueSettings)
 
     @property
     def database_url(self) -> str:
@@ -414,6 +418,7 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         cases=raw.cases,
         secrets=secrets,
         observability=raw.observability,
+        due=raw.due,
     )
 
 

@@ -55,7 +55,7 @@ class Context:
 
     def engine(self) -> Engine:
         """The database of a staff command, which must already have mailbot's schema (exit 1 if not)."""
-        from mailbot.store.db import make_engine, schema_problem
+        from mailbot.services.entry_support import make_engine, schema_problem
 
         url = self.settings().database_url
         problem = schema_problem(url)
@@ -136,14 +136,14 @@ def db() -> None:
 def db_upgrade(ctx: Context) -> None:
     """Create the database or bring its schema up to date."""
     from mailbot.preflight import prepare_data_dir
-    from mailbot.store.db import upgrade
+    from mailbot.services.entry_support import upgrade_schema
 
     settings = ctx.settings()
     try:
         prepare_data_dir(settings)
     except SettingsError as exc:
         fail(str(exc))
-    upgrade(settings.database_url)
+    upgrade_schema(settings.database_url)
     click.echo(f"database is up to date ({_safe_url(settings.database_url)})")
 
 
@@ -261,13 +261,21 @@ def cases() -> None:
 @cases.command("list")
 @click.option("--status", default=None, help="open, waiting, closed")
 @click.option("--category", default=None, help="cancellation, report_dispute, …")
+@click.option("--overdue", is_flag=True, help="Only cases past their due time, the most overdue first.")
 @click.option("--limit", default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def cases_list(ctx: Context, status: str | None, category: str | None, limit: int, as_json: bool) -> None:
-    """List cases, newest first."""
+def cases_list(
+    ctx: Context, status: str | None, category: str | None, overdue: bool, limit: int, as_json: bool
+) -> None:
+    """List cases, newest first (or the overdue ones, most overdue first)."""
     from mailbot.services.cases import list_cases
 
+    if overdue:
+        if status or category:
+            fail("--overdue lists new and open cases of every category; leave out --status and --category")
+        _list_overdue(ctx, limit, as_json)
+        return
     rows = list_cases(ctx.engine(), status=status, category=category, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -281,6 +289,38 @@ def cases_list(ctx: Context, status: str | None, category: str | None, limit: in
         click.echo(
             f"{row['ref']:<8} {row['category']:<17} {row['status']:<8} {row['mailbox']:<11} "
             f"{orders:<22} {row['buyer']}"
+        )
+
+
+def _list_overdue(ctx: Context, limit: int, as_json: bool) -> None:
+    from mailbot.services.due_times import overdue_cases
+
+    found = overdue_cases(ctx.engine(), ctx.settings().due, limit=limit)
+    if as_json:
+        rows = [
+            {
+                "ref": c.ref,
+                "category": c.category,
+                "priority": c.priority,
+                "status": c.status,
+                "assignee": c.assignee,
+                "buyer": c.buyer,
+                "mailbox": c.mailbox,
+                "due_at": c.due.due_at.isoformat() if c.due.due_at else None,
+                "overdue_working_hours": round(-c.due.working_left.total_seconds() / 3600, 2),
+            }
+            for c in found
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("no overdue cases")
+        return
+    click.echo(f"{'REF':<8} {'CATEGORY':<17} {'PRIORITY':<8} {'DUE (UTC)':<17} {'OVERDUE':<18} ASSIGNEE")
+    for c in found:
+        when = c.due.due_at.strftime("%Y-%m-%d %H:%M") if c.due.due_at else "-"
+        click.echo(
+            f"{c.ref:<8} {c.category:<17} {c.priority:<8} {when:<17} {c.due.label:<18} {c.assignee or '-'}"
         )
 
 
@@ -361,3 +401,7 @@ _register_optional()
 from mailbot.cli.casework_cmd import attach as _attach_console  # noqa: E402  (the staff console, issue 8)
 
 _attach_console(main, cases)
+from mailbot.cli.case_merge_cmd import cases_merge, cases_split  # noqa: E402  (issue 8, merge and split)
+
+cases.add_command(cases_merge)
+cases.add_command(cases_split)

@@ -86,11 +86,9 @@ def _print_report(report: dict[str, Any]) -> None:
 @click.pass_context
 def eval_command(ctx: click.Context, path: Path, rules_dir: Path | None, as_json: bool) -> None:
     """Read and decide every .eml in PATH (with labels.jsonl) and report accuracy; no server needed."""
-    from mailbot.adapters.lexicons import load_reading_config
-    from mailbot.adapters.rulefiles import load_ruleset
-    from mailbot.adapters.templates import TemplateStore
     from mailbot.core.errors import RuleFileError
     from mailbot.core.rules.schema import RuleSetErrors
+    from mailbot.services.entry_support import load_reading_config, load_ruleset, template_names
     from mailbot.services.evaluate import EvalContext, EvalInputError, evaluate_folder
 
     identity, addresses, default_rules, templates_dir = _identity_and_paths(
@@ -103,7 +101,7 @@ def eval_command(ctx: click.Context, path: Path, rules_dir: Path | None, as_json
             reading_config=load_reading_config(rules),
             ruleset=load_ruleset(
                 rules,
-                known_templates=TemplateStore(templates_dir).names(),
+                known_templates=template_names(templates_dir),
                 known_mailboxes=frozenset(addresses.values()),
             ),
             mailbox_addresses=addresses,

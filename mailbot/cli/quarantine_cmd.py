@@ -41,8 +41,8 @@ def quarantine() -> None:
 @pass_ctx
 def quarantine_list(ctx: Context, since: str | None, limit: int, as_json: bool) -> None:
     """Quarantined mail, oldest first, with the reason."""
+    from mailbot.services.entry_support import make_engine
     from mailbot.services.quarantine import list_quarantine
-    from mailbot.store.db import make_engine
 
     rows = list_quarantine(make_engine(ctx.settings().database_url), since=_since(since), limit=limit)
     if as_json:
@@ -71,8 +71,8 @@ def quarantine_list(ctx: Context, since: str | None, limit: int, as_json: bool) 
 @pass_ctx
 def quarantine_show(ctx: Context, mail_id: int, as_json: bool, raw: bool) -> None:
     """One mail: where it came from, why it is quarantined, its headers and its history."""
+    from mailbot.services.entry_support import make_engine
     from mailbot.services.quarantine import show_mail, stored_bytes
-    from mailbot.store.db import make_engine
 
     engine = make_engine(ctx.settings().database_url)
     if raw:

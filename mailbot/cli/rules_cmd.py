@@ -131,18 +131,18 @@ def _shorter(path: Path) -> Path:
 
 
 def _template_names(templates_dir: Path) -> frozenset[str] | None:
-    from mailbot.adapters.templates import TemplateStore
+    from mailbot.services.entry_support import template_names
 
     if not templates_dir.is_dir():
         click.echo(
             f"note: no templates folder at {templates_dir}; reply template names are not checked", err=True
         )
         return None
-    return TemplateStore(templates_dir).names()
+    return template_names(templates_dir)
 
 
 def _reading_config(rules_dir: Path) -> Any:
-    from mailbot.adapters.lexicons import load_reading_config
+    from mailbot.services.entry_support import load_reading_config
 
     try:
         return load_reading_config(rules_dir)
@@ -284,7 +284,7 @@ def _case_ref(value: str | None) -> str | None:
 
 def _load(ctx: RulesContext, directory: Path) -> RuleSet:
     """The rules in `directory`, with the templates in their version as the worker records it."""
-    from mailbot.adapters.templates import read_template_files
+    from mailbot.services.entry_support import read_template_files
     from mailbot.services.template_check import load_rules_and_templates
 
     files = read_template_files(ctx.templates_dir) if ctx.templates_dir is not None else None
@@ -442,7 +442,7 @@ def _from_store(settings: Settings, query: Callable[[Engine], _T]) -> _T:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from mailbot.store.db import make_engine
+    from mailbot.services.entry_support import make_engine
 
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():

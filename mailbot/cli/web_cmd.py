@@ -16,6 +16,7 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from mailbot.services.console_store import open_engine
+    from mailbot.services.due_times import keep_filling
     from mailbot.services.manual_reply import setup_from_settings
     from mailbot.services.search_index import keep_indexing
     from mailbot.web.app import build_app
@@ -26,10 +27,13 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     stop = threading.Event()
     # New mail becomes searchable by its words within a minute; the intake pays nothing for it.
     threading.Thread(target=keep_indexing, args=(engine, stop), name="search-index", daemon=True).start()
+    threading.Thread(
+        target=keep_filling, args=(engine, settings.due, stop), name="due-times", daemon=True
+    ).start()
     click.echo(f"staff console on http://{host}:{port}/ (Ctrl-C to stop)")
     try:
         uvicorn.run(
-            build_app(engine, replies=setup_from_settings(settings)),
+            build_app(engine, replies=setup_from_settings(settings), due=settings.due),
             host=host,
             port=port,
             server_header=False,

@@ -12,7 +12,7 @@ from typing import Any
 from mailbot.core.automation import TRACE_PREFIX
 from mailbot.core.conversation import choose_thread
 from mailbot.core.replies import ReplyLimits, reply_blocker, reply_recipient
-from mailbot.core.rules.engine import RuleFacts, evaluate
+from mailbot.core.rules.engine import DEFAULT_RULE, RuleFacts, evaluate
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import (
     AutomationKind,
@@ -87,6 +87,7 @@ def decide(
         ruleset_version=ruleset.version,
         notes=reading.intent.reasons,
         reply_block=block,
+        decided_by=routed.decided_by or DEFAULT_RULE,
     )
 
 
@@ -159,6 +160,7 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "rejected_numbers": [
             {"text": r.text, "source": r.source, "reason": r.reason} for r in decision.orders.rejected
         ],
+        "decided_by": decision.decided_by,
         "trace": _stored_trace(decision.trace),
         "ruleset_version": decision.ruleset_version,
     }

@@ -235,6 +235,9 @@ class Decision:
     notes: tuple[str, ...] = field(default=())
     # Set when the rules chose a template but a reply guard refused it: which guard, and why.
     reply_block: ReplyBlock | None = None
+    # The rule that ended evaluation, or the engine's DEFAULT_RULE name when none did. Carried here
+    # so the CLI, the console and replays read one answer instead of reconstructing it from the trace.
+    decided_by: str = ""
 
     @property
     def category(self) -> str:

@@ -19,6 +19,9 @@ from sqlmodel import Session
 from mailbot.core.mail_parts import IMAGE_PREVIEW_TYPES, AttachmentPart, attachment_parts
 from mailbot.core.parse import parse
 from mailbot.services.casework import STATUS_LABELS, STATUSES, normalise_ref
+from mailbot.services.due_times import FILL_BATCH, fill_due_times
+from mailbot.services.due_times import window as due_window
+from mailbot.settings_due import DueSettings
 from mailbot.store import casework_repo as repo
 from mailbot.store.casework_repo import QueueQuery
 from mailbot.store.tables import Case, CaseEvent, MailRecord, OutboxItem
@@ -46,6 +49,7 @@ class CaseSummary:
     orders: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    due_at: datetime | None = None  # set by services/due_times.py (issue 8, due times)
 
     @property
     def status_label(self) -> str:
@@ -63,6 +67,7 @@ class QueueFilters:
     assignee: str | None = None  # an address; "" for unassigned
     search: str = ""
     after: str | None = None  # the opaque cursor of the next page
+    due: str | None = None  # "overdue" or "soon" (services/due_times.py)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ def summary_of(case: Case) -> CaseSummary:
         orders=tuple(case.orders),
         created_at=case.created_at,
         updated_at=case.updated_at,
+        due_at=case.due_at,
     )
 
 
@@ -183,9 +189,19 @@ def classify_search(text: str) -> tuple[str, dict[str, str]]:
     return "words", {"words": text}
 
 
-def queue_page(engine: Engine, filters: QueueFilters, limit: int = PAGE_SIZE) -> QueuePage:
+def queue_page(
+    engine: Engine, filters: QueueFilters, limit: int = PAGE_SIZE, *, due_policy: DueSettings | None = None
+) -> QueuePage:
     searched_as, search = classify_search(filters.search)
+    if due_policy is not None:
+        # One batch at most: a backlog is caught up by due_times.keep_filling, not by a page view.
+        fill_due_times(engine, due_policy, limit=FILL_BATCH)
+    due_after, due_before = (None, None)
+    if filters.due:
+        due_after, due_before = due_window(filters.due, datetime.now(UTC), due_policy or DueSettings())
     query = QueueQuery(
+        due_after=due_after,
+        due_before=due_before,
         status=filters.status or None,
         category=filters.category or None,
         mailbox=filters.mailbox or None,

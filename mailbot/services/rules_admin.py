@@ -32,7 +32,6 @@ from mailbot.services.rules_deciding import (
     RulesContext,
     decide_message,
     decide_reading,
-    deciding_rule,
     mailbox_of,
 )
 from mailbot.services.rules_replay import (
@@ -84,7 +83,6 @@ __all__ = [
     "check_rules",
     "decide_message",
     "decide_reading",
-    "deciding_rule",
     "explain_message",
     "mailbox_of",
     "recorded_thread",
@@ -266,7 +264,7 @@ def run_rule_tests(ctx: RulesContext) -> RuleTestReport:
         except Exception as exc:  # one unreadable test mail must not hide the results of the others
             outcomes.append(RuleTestOutcome(test, (), None, None, error=f"{type(exc).__name__}: {exc}"))
             continue
-        decided_by = deciding_rule(decision, ruleset)
+        decided_by = decision.decided_by
         outcomes.append(RuleTestOutcome(test, unmet(test.expect, decision, decided_by), decision, decided_by))
     return RuleTestReport(version=ruleset.version, outcomes=tuple(outcomes))
 
@@ -323,7 +321,6 @@ def explain_message(
     decision = decide_reading(reading, ctx, ruleset, mailbox=box, case=case)
     mail = reading.mail
     summary = decision_summary(decision)
-    summary["decided_by"] = deciding_rule(decision, ruleset)
     summary["mailbox"] = box
     summary["mail"] = {
         "subject": mail.subject,

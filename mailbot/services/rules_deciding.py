@@ -10,7 +10,6 @@ from pathlib import Path
 
 from mailbot.core.decide import decide
 from mailbot.core.reading import ReadingConfig, read
-from mailbot.core.rules.engine import DEFAULT_RULE
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import CaseFacts, Decision, Identity, Reading, ThreadCandidates
 
@@ -60,15 +59,6 @@ def decide_reading(
         )
         candidates = ThreadCandidates(by_message_id=facts)
     return decide(reading, mailbox=mailbox, ruleset=ruleset, identity=ctx.identity, candidates=candidates)
-
-
-def deciding_rule(decision: Decision, ruleset: RuleSet) -> str:
-    """The rule that ended evaluation, or DEFAULT_RULE when none did."""
-    for step in decision.trace:
-        rule = ruleset.rule(step.rule)
-        if step.hit and rule is not None and not rule.continues:
-            return rule.name
-    return DEFAULT_RULE
 
 
 def mailbox_of(reading: Reading, ctx: RulesContext) -> str | None:

@@ -25,7 +25,7 @@ from mailbot.core.decide import decide
 from mailbot.core.reading import ReadingConfig, read
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import CaseFacts, Decision, Reading, ThreadCandidates
-from mailbot.services.rules_deciding import RulesContext, deciding_rule, mailbox_of
+from mailbot.services.rules_deciding import RulesContext, mailbox_of
 from mailbot.services.template_check import load_rules_and_templates
 from mailbot.store import repo
 
@@ -66,7 +66,7 @@ class Snapshot:
         }
 
 
-def snapshot(decision: Decision, ruleset: RuleSet) -> Snapshot:
+def snapshot(decision: Decision) -> Snapshot:
     actions = decision.actions
     return Snapshot(
         outcome=decision.outcome.value,
@@ -76,7 +76,7 @@ def snapshot(decision: Decision, ruleset: RuleSet) -> Snapshot:
         queue=actions.queue,
         assignee=actions.assignee,
         tags=actions.tags,
-        decided_by=deciding_rule(decision, ruleset),
+        decided_by=decision.decided_by,
     )
 
 
@@ -218,9 +218,7 @@ def _replay_one(
     except Exception as exc:  # one unreadable mail must not stop the replay of the others
         return ReplayRow(source, "", "", mailbox or "", None, None, error=f"{type(exc).__name__}: {exc}")
     mail = reading.mail
-    return ReplayRow(
-        source, mail.subject, mail.from_addr or "", box, snapshot(before, old), snapshot(after, new)
-    )
+    return ReplayRow(source, mail.subject, mail.from_addr or "", box, snapshot(before), snapshot(after))
 
 
 def replay_corpus(
@@ -389,8 +387,11 @@ def stored_deciding_rule(decision: Mapping[str, Any]) -> str | None:
     """The rule that decided a stored decision (DEFAULT_RULE when none did); None if the rules never ran.
 
     The engine stops at the deciding rule, or ends with a DEFAULT_RULE step, so it is the last hit
-    of the trace, before anything `decide` added after the rules.
+    of the trace, before anything `decide` added after the rules. Decisions stored since the
+    Decision carried its rule name it directly; the trace is read only for older ledger rows.
     """
+    if decision.get("decided_by"):
+        return str(decision["decided_by"])
     for step in reversed(decision.get("trace") or ()):
         if step.get("hit") and _is_rule_step(step):
             return str(step["rule"])

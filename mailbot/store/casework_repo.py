@@ -61,6 +61,8 @@ class QueueQuery:
     words: str | None = None
     after: tuple[datetime, int] | None = None
     limit: int = 50
+    due_after: datetime | None = None  # due times (issue 8): only new and open cases due in this range
+    due_before: datetime | None = None
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -123,6 +125,10 @@ def _filters(query: QueueQuery, *, with_status: bool, dialect: str) -> list[Any]
         )
     if query.words and query.words.split():
         where.append(_words_in_mail(query.words, dialect))
+    if query.due_before is not None:
+        where += [col(Case.due_at) < query.due_before, col(Case.status).in_(("new", "open"))]
+    if query.due_after is not None:
+        where.append(col(Case.due_at) >= query.due_after)
     return where
 
 

@@ -71,6 +71,9 @@ class Case(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     # staff console (migration 0003): when the case was last resolved, so it can close itself later
     resolved_at: datetime | None = Field(default=None)
+    # due times (migration 0004): when the case must be answered, counted in working hours from
+    # created_at by services/due_times.py; NULL until that service has computed it
+    due_at: datetime | None = Field(default=None)
 
 
 class CaseOrder(SQLModel, table=True):
@@ -282,3 +285,4 @@ class MailText(SQLModel, table=True):
 # The queue is read newest first, filtered by status or assignee: keyset pagination walks these.
 Index("ix_case_status_created", Case.__table__.c.status, Case.__table__.c.created_at, Case.__table__.c.id)  # type: ignore[attr-defined]
 Index("ix_case_assignee", Case.__table__.c.assignee)  # type: ignore[attr-defined]
+Index("ix_case_due", Case.__table__.c.due_at)  # type: ignore[attr-defined]

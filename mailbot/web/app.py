@@ -25,10 +25,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mailbot.services import accounts, casework, casework_view, corrections
+from mailbot.services import accounts, casework, casework_view, corrections, due_times
 from mailbot.services.accounts import SignedIn
 from mailbot.services.manual_reply import ReplySetup, macros
+from mailbot.settings_due import DueSettings
 from mailbot.web import security
+from mailbot.web.case_moves import merge_action, split_action
 from mailbot.web.reply_routes import reply_routes
 from mailbot.web.security import (
     ATTACHMENT_CSP,
@@ -91,10 +93,18 @@ def _reply_links(replies: ReplySetup | None) -> dict[str, Any]:
 
 
 def build_app(
-    engine: Engine, *, clock: Callable[[], datetime] | None = None, replies: ReplySetup | None = None
+    engine: Engine,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    replies: ReplySetup | None = None,
+    due: DueSettings | None = None,
 ) -> Starlette:
     """The console; with `replies` (the installation's mailboxes and templates) staff can also reply."""
     console = Console(engine=engine) if clock is None else Console(engine=engine, clock=clock)
+    due_policy = due or DueSettings()
+    console.jinja.globals["due_of"] = lambda c: due_times.due_state(
+        c.due_at, c.status, console.clock(), due_policy
+    )
     console.jinja.filters["size"] = _size
     console.jinja.filters["when"] = _when
     console.jinja.globals["status_labels"] = casework.STATUS_LABELS
@@ -226,8 +236,11 @@ def build_app(
             assignee=assignee,
             search=q.get("q", "")[:200],
             after=q.get("after") or None,
+            due=q.get("due") if q.get("due") in ("overdue", "soon") else None,
         )
-        result = await run_in_threadpool(casework_view.queue_page, engine, filters)
+        result = await run_in_threadpool(
+            lambda: casework_view.queue_page(engine, filters, due_policy=due_policy)
+        )
         base = {k: v for k, v in q.items() if k != "after" and v}
 
         def link(**changes: str | None) -> str:
@@ -243,6 +256,9 @@ def build_app(
 
     @page()
     async def case_page(request: Request, user: SignedIn) -> Response:
+        await run_in_threadpool(
+            lambda: due_times.fill_due_times(engine, due_policy, limit=due_times.FILL_BATCH)
+        )
         view = await run_in_threadpool(casework_view.case_view, engine, request.path_params["ref"])
         if view is None:
             return console.render("error.html.j2", 404, user=user, message="No such case.")
@@ -358,6 +374,8 @@ def build_app(
         Route("/cases/{ref}/status", _action(do_status), methods=["POST"]),
         Route("/cases/{ref}/note", _action(do_note), methods=["POST"]),
         Route("/cases/{ref}/recategorize", _action(do_recategorize, "supervisor"), methods=["POST"]),
+        Route("/cases/{ref}/merge", _action(merge_action(engine, console.clock)), methods=["POST"]),
+        Route("/cases/{ref}/split", _action(split_action(engine, console.clock)), methods=["POST"]),
         Route("/corrections", corrections_page),
         Route("/users", users_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

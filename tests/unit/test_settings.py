@@ -293,3 +293,40 @@ def test_health_thresholds_default_and_can_be_set(tmp_path: Path) -> None:
     text = "[health]\nmissed_polls = 5\nmax_pending_reply_age_seconds = 60\n" + MINIMAL
     health = load_settings(write(tmp_path, text)).health
     assert (health.missed_polls, health.max_pending_reply_age_seconds) == (5, 60)
+
+
+def test_the_due_section_sets_the_policy_and_the_calendar(tmp_path: Path) -> None:
+    due = """
+[due]
+timezone = "Asia/Shanghai"
+working_days = ["mon", "tue", "wed", "thu", "fri", "sat"]
+hours = "08:30-18:00"
+holidays = ["2027-02-17"]
+[due.policy.cancellation]
+high = 4
+[due.policy."*"]
+high = 12
+"""
+    settings = load_settings(write(tmp_path, MINIMAL + due))
+    calendar = settings.due.calendar()
+    assert calendar.weekdays == frozenset(range(6)) and str(calendar.zone) == "Asia/Shanghai"
+    assert settings.due.hours_for("cancellation", "high") == 4
+    assert settings.due.hours_for("report_dispute", "high") == 12
+    assert settings.due.hours_for("report_dispute", "low") == settings.due.default_hours
+
+
+def test_a_misspelt_priority_in_the_due_policy_names_its_key(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, MINIMAL + "[due.policy.cancellation]\nhihg = 4\n"))
+    assert (
+        "due.policy" in message and "cancellation.hihg: priorities are low, normal, high, urgent" in message
+    )
+
+
+def test_an_unknown_time_zone_is_one_line(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, MINIMAL + '[due]\ntimezone = "Mars/Olympus"\n'))
+    assert "due.timezone: not a time zone name" in message and "'Mars/Olympus'" in message
+
+
+def test_working_hours_that_end_before_they_start_are_refused(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, MINIMAL + '[due]\nhours = "18:00-09:00"\n'))
+    assert "due.hours: the working day must end after it starts" in message
