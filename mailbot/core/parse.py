@@ -87,6 +87,12 @@ _FALLBACKS = {"iso2022_jp": ("iso2022_jp_2", "iso2022_jp_ext"), "cp1252": ("lati
 _NO_UTF8_OVERRIDE = {"utf_16", "utf_16_le", "utf_16_be", "utf_32", "utf_32_le", "utf_32_be", "utf_8"}
 
 
+# Names Python's codec registry knows that are not charsets a mail is written in: they raise on
+# 8-bit bytes (idna, undefined), turn any text into garbage (punycode, the escape codecs) or are
+# bytes-to-bytes transforms. Such a label is read as no label, so the cascade still finds the text.
+_NOT_CHARSETS = {"idna", "punycode", "undefined", "raw_unicode_escape", "unicode_escape", "mbcs", "oem"}
+
+
 def _codec(declared: str | None) -> tuple[str | None, str | None]:
     """(python codec name or None, defect) for a declared charset."""
     if declared is None:
@@ -96,11 +102,62 @@ def _codec(declared: str | None) -> tuple[str | None, str | None]:
         name = name.split("charset=", 1)[1].strip("\"' ;")
     if not name or name in {"unknown-8bit", "x-unknown", "unknown", "default", "none"}:
         return None, None
+    if not name.isprintable():  # a NUL or other control character: no codec lookup can use it
+        return None, f"charset: unusable charset label {declared!r}"
     name = _CHARSET_ALIASES.get(name, name)
     try:
-        return codecs.lookup(name).name.replace("-", "_"), None
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
         return None, f"charset: unknown charset {declared!r}"
+    codec = info.name.replace("-", "_")
+    if codec in _NOT_CHARSETS or not getattr(info, "_is_text_encoding", True):
+        return None, f"charset: unusable charset label {declared!r}"
+    return codec, None
+
+
+# Single-byte Western codecs decode any byte sequence, so a wrong declaration never fails: GBK,
+# Big5, Shift_JIS or windows-1251 bytes declared iso-8859-1 come out as Latin-1 garbage. Western
+# text has its 8-bit letters alone or in pairs ("ção"); CJK double bytes and Cyrillic words give
+# long runs of them. Such text gets a second opinion from the detector.
+_WESTERN = {"cp1252", "latin_1", "iso8859_15"}
+_HIGH_RUN = re.compile(rb"[\x80-\xff]{3,}")
+_MIN_HIGH_BYTES = 6
+_MIN_RUN_SHARE = 0.5
+_MIN_RUNS = 2
+_MIN_REDETECT_CONFIDENCE = 0.5
+
+
+def _implausible_western(data: bytes) -> bool:
+    """True when 8-bit bytes mostly come in several runs of three or more, as double-byte text does."""
+    high = sum(1 for byte in data if byte >= 0x80)
+    if high < _MIN_HIGH_BYTES:
+        return False
+    runs = _HIGH_RUN.findall(data)
+    # One run is a word such as a test string of umlauts ("äöüßÄÖÜß"); text has several.
+    return len(runs) >= _MIN_RUNS and sum(len(run) for run in runs) >= high * _MIN_RUN_SHARE
+
+
+def _redecode_mojibake(data: bytes, label: str | None, where: str) -> Decoded | None:
+    """The detector's reading of implausible Western text, or None when it has no better one."""
+    if not _implausible_western(data):
+        return None
+    guess = cchardet.detect(data)
+    detected = guess.get("encoding")
+    confidence = float(guess.get("confidence") or 0.0)
+    if not detected or confidence < _MIN_REDETECT_CONFIDENCE:
+        return None
+    codec, _ = _codec(str(detected))
+    if codec is None or codec in _WESTERN:
+        return None
+    try:
+        text = data.decode(codec)
+    except (UnicodeError, LookupError):
+        return None
+    return Decoded(
+        text,
+        f"charset: {where} declared {label} reads as mojibake; "
+        f"re-decoded as {str(detected).lower()} ({confidence:.2f})",
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +176,7 @@ def decode_bytes(data: bytes, declared: str | None, *, where: str = "body") -> D
         for name in (codec or "iso2022_jp", *_FALLBACKS.get(codec or "iso2022_jp", ())):
             try:
                 return Decoded(data.decode(name), defect)
-            except (UnicodeDecodeError, LookupError):
+            except (UnicodeError, LookupError):
                 continue
     if data.isascii() and codec not in {"utf_16", "utf_16_le", "utf_16_be", "utf_32"}:
         return Decoded(data.decode("ascii"), defect)
@@ -134,8 +191,10 @@ def decode_bytes(data: bytes, declared: str | None, *, where: str = "body") -> D
         for name in (codec, *_FALLBACKS.get(codec, ())):
             try:
                 text = data.decode(name)
-            except (UnicodeDecodeError, LookupError):
+            except (UnicodeError, LookupError):
                 continue
+            if name in _WESTERN and (redecoded := _redecode_mojibake(data, label, where)) is not None:
+                return redecoded
             if name == codec:
                 return Decoded(text, defect)
             if codec == "ascii" and utf8 is not None:
@@ -153,7 +212,7 @@ def decode_bytes(data: bytes, declared: str | None, *, where: str = "body") -> D
         if dcodec is not None:
             try:
                 text = data.decode(dcodec)
-            except (UnicodeDecodeError, LookupError):
+            except (UnicodeError, LookupError):
                 pass
             else:
                 return Decoded(
@@ -359,6 +418,19 @@ def _payload_bytes(part: email.message.Message, defects: list[str]) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def _payload(part: email.message.Message, defects: list[str]) -> object:
+    """The part's payload as the walk sees it (a list of parts, or text).
+
+    compat32 decodes an 8-bit body with the declared charset even when not asked to decode, and a
+    label such as idna, undefined or one with a NUL raises there; the bytes still go through our
+    cascade instead of losing the whole mail.
+    """
+    try:
+        return part.get_payload()
+    except (UnicodeError, ValueError, LookupError):
+        return decode_bytes(_payload_bytes(part, defects), None, where=part.get_content_type()).text
+
+
 def _part_text(part: email.message.Message, defects: list[str]) -> str:
     data = _payload_bytes(part, defects)
     decoded = decode_bytes(data, part.get_content_charset(), where=part.get_content_type())
@@ -385,7 +457,7 @@ def _walk(
         )
         return
     ctype = part.get_content_type()
-    payload = part.get_payload()
+    payload = _payload(part, defects)
     defects.extend(f"mime: {type(d).__name__.removesuffix('Defect')}" for d in part.defects)
     if ctype in {"message/rfc822", "message/global"}:
         inner = payload[0] if isinstance(payload, list) and payload else None
@@ -457,7 +529,7 @@ def _forwarded_message(
     if in_report:
         body.returned_ids.extend(_message_ids(str(inner.get("Message-ID") or "")))
     else:
-        size = sum(len(str(p.get_payload())) for p in inner.walk() if not p.is_multipart())
+        size = sum(len(str(_payload(p, defects))) for p in inner.walk() if not p.is_multipart())
         body.attachments.append(
             Attachment(filename=_filename(part, defects), content_type="message/rfc822", size=size)
         )
@@ -485,8 +557,14 @@ def _clean_start(raw: bytes, defects: list[str]) -> bytes:
         defects.append("blank lines before the headers")
         data = stripped
     if data.startswith(b"From ") and not data.startswith(b"From :"):
-        newline = data.find(b"\n")
-        data = data[newline + 1 :] if newline >= 0 else b""
+        # The line ends at the first CR or LF: classic-Mac files have no LF at all, and cutting at
+        # the first LF would drop every header and the body with the mbox line.
+        ends = [i for i in (data.find(b"\r"), data.find(b"\n")) if i >= 0]
+        if not ends:
+            data = b""
+        else:
+            end = min(ends)
+            data = data[end + 2 :] if data[end : end + 2] == b"\r\n" else data[end + 1 :]
         defects.append("mbox 'From ' line before the headers")
     return data
 
