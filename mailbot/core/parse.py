@@ -1,10 +1,11 @@
 """Raw message bytes → `InboundMail`, for any input: what cannot be read becomes a recorded defect.
 
-The stdlib parser in compat32 mode builds the message tree; the headers and the text go through
-our own tolerant decoding: RFC 2047 words and addresses (core/headers.py), the charset cascade
-(core/charsets.py) and a bounded MIME walk (core/mime_walk.py). Delivery reports are read in
-core/bounces.py. This module assembles the result: the body text, its split into new text,
-quotes and signature, and the delivery report.
+mail-parser reads the message (core/mail_engine.py), with the stdlib compat32 parser as its
+fallback whenever it raises; either way the headers and the text go through our own tolerant
+decoding: RFC 2047 words and addresses (core/headers.py), the charset cascade (core/charsets.py)
+and a bounded MIME walk (core/mime_walk.py). Delivery reports are read in core/bounces.py. This
+module assembles the result: the body text, its split into new text, quotes and signature, and
+the delivery report.
 
 Every fallback is written into `defects` so staff can see why a message reads oddly; nothing is
 decoded to mojibake silently.
@@ -12,13 +13,13 @@ decoded to mojibake silently.
 
 from __future__ import annotations
 
-import email
 import hashlib
 
 from mailbot.core.bounces import delivery_report_from_text, report_from_blocks
 from mailbot.core.charsets import Decoded, decode_bytes
 from mailbot.core.headers import addresses, decode_words, header_text, message_ids, parse_date, unescape_8bit
-from mailbot.core.mime_walk import Body, walk
+from mailbot.core.mail_engine import parse_message
+from mailbot.core.mime_walk import Body, hidden_attachment, walk
 from mailbot.core.text import html_to_text, normalise, split_message, strip_sentinels
 from mailbot.core.types import DeliveryReport, InboundMail
 
@@ -89,7 +90,9 @@ def _empty(raw: bytes, sha: str, defects: tuple[str, ...]) -> InboundMail:
 def _parse(raw: bytes, sha: str) -> InboundMail:
     defects: list[str] = []
     data = _clean_start(raw, defects)
-    msg = email.message_from_bytes(data)
+    parsed = parse_message(data)
+    msg = parsed.message
+    defects.extend(parsed.defects)
 
     headers: list[tuple[str, str]] = []
     for name, value in msg.raw_items():
@@ -117,6 +120,7 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
 
     body = Body()
     walk(msg, body, defects, 0)
+    body.attachments.extend(hidden_attachment(part, defects) for part in parsed.hidden_parts)
 
     subject = first("Subject") or ""
     html = "\n".join(body.html) if body.html else None
@@ -173,6 +177,7 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
         report=report,
         returned_message_ids=tuple(dict.fromkeys(body.returned_ids))[:20],
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
+        received=parsed.received,
     )
 
 
