@@ -71,6 +71,22 @@ class DeliveryReport:
 
 
 @dataclass(frozen=True)
+class ReceivedHop:
+    """One Received header as mail-parser reads it: which server passed the mail on, and when.
+
+    Hop 1 is the first relay (the bottom header). Kept so staff can see the path a mail took.
+    """
+
+    hop: int
+    from_host: str
+    by_host: str
+    protocol: str  # the "with" clause, e.g. "ESMTPS"
+    id: str
+    for_addr: str
+    date: datetime | None
+
+
+@dataclass(frozen=True)
 class InboundMail:
     """A parsed message. Parsing never fails: what could not be read is listed in `defects`.
 
@@ -103,6 +119,7 @@ class InboundMail:
     defects: tuple[str, ...] = ()
     # Message-IDs of a returned message inside a report (its rfc822 part or its returned headers).
     returned_message_ids: tuple[str, ...] = ()
+    received: tuple[ReceivedHop, ...] = ()  # the Received chain, first relay first
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitively; None when absent."""

@@ -21,7 +21,7 @@ REPLY_NAMES = {
     "cancellation_received", "report_dispute_received", "order_number_missing", "acknowledgement",
     "status_inquiry", "add_service", "payment_question", "general_question", "follow_up_received",
 }
-LANGUAGES = {"en", "es", "pt", "fr", "ru", "zh", "ar", "de", "tr", "id", "vi"}
+LANGUAGES = {"en", "es", "pt", "fr", "ru", "zh", "ar", "de", "tr", "id", "vi", "it", "ja", "ko", "pl"}
 PAIRS = sorted((lang, name) for lang in LANGUAGES for name in REPLY_NAMES)
 
 
