@@ -77,3 +77,12 @@ def test_the_returned_message_id_is_found_in_returned_headers_of_a_report_withou
 )
 def test_failure_codes_are_told_apart_from_numbers_in_buyer_text(text: str, expected: bool) -> None:
     assert bounces.has_failure_codes(text) is expected
+
+
+def test_a_plain_text_notice_is_read_only_as_far_as_real_notices_put_their_facts() -> None:
+    head = "Delivery to the following recipient failed permanently:\n\n    first@buyer.example\n\n"
+    filler = "undeliverable message returned to sender. " * (bounces.MAX_NOTICE_CHARS // 40)
+    text = head + filler + "\n    buried@buyer.example\n"
+    report = bounces.delivery_report_from_text(text)
+    assert "first@buyer.example" in report.recipients
+    assert "buried@buyer.example" not in report.recipients
