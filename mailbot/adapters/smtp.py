@@ -23,6 +23,7 @@ import hashlib
 import logging
 import re
 import smtplib
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
@@ -130,6 +131,7 @@ class SmtpTransport:
                     local_hostname=config.local_hostname,
                     timeout=config.timeout,
                 )
+            _no_delay(conn)
             conn.ehlo()
             if config.security == "starttls":
                 conn.starttls(context=context)
@@ -368,3 +370,17 @@ def file_name_for(raw: bytes) -> str:
     if message_id is not None and str(message_id).strip("<> \t\r\n"):
         return message_file_name(str(message_id))
     return f"sha256-{hashlib.sha256(raw).hexdigest()[:32]}.eml"
+
+
+def _no_delay(conn: smtplib.SMTP) -> None:
+    """Send small writes at once (TCP_NODELAY).
+
+    The final "." goes out as its own small write after the content, because the outbox marks the
+    hand-over between the two. With Nagle's algorithm that write waits for the ACK of the content,
+    which the server delays (~40 ms) as it has nothing to say yet: 40 ms lost on every reply.
+    """
+    if conn.sock is not None:
+        try:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket (a test double, a Unix socket): nothing to tune
+            pass
