@@ -270,6 +270,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     rules = RulesWatcher(  # the reply templates are part of the rule set: checked, versioned, reloaded
         settings.rules_dir,
         templates_dir=settings.templates_dir,
+        rules_every=1.0,
         known_mailboxes=frozenset(settings.mailboxes),
         on_change=RulesStatusFile.in_data_dir(settings.data_dir).write,
     )

@@ -150,11 +150,16 @@ class RulesWatcher:
         templates_dir: Path | None = None,
         template_limits: RenderLimits = DEFAULT_LIMITS,
         templates_every: float = 2.0,
+        rules_every: float = 0.0,
     ) -> None:
         self.rules_dir = Path(rules_dir)
         self.templates_dir = Path(templates_dir) if templates_dir is not None else None
         self._template_limits = template_limits
         self._templates_every = templates_every
+        # Reading and hashing the rule files costs ~1 ms: the worker looks at most every `rules_every`
+        # seconds (an edit still takes effect within a second), not at every message.
+        self._rules_every = rules_every
+        self._rules_looked_at = 0.0
         self._on_disk: TemplateFiles | None = None  # the last snapshot read of the templates folder
         self._looked_at = 0.0
         self._version_memo: tuple[tuple[tuple[str, str], ...], TemplateFiles | None, str | None] | None = None
@@ -279,6 +284,11 @@ class RulesWatcher:
 
     def _refresh(self) -> bool:
         """Take a valid change, or note a refused one; True when the status changed."""
+        if self._rules_every:
+            now = time.monotonic()
+            if now - self._rules_looked_at < self._rules_every:
+                return False
+            self._rules_looked_at = now
         version = self._files_version()
         if version == self._ruleset.version:
             if self._error is None:
