@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mailparser
 import pytest
+from fixtures.servers import unavailable
 
 from mailbot.core import mail_engine
 from mailbot.core.parse import parse
@@ -31,9 +32,7 @@ def load(name: str) -> bytes:
 def realworld(name: str) -> bytes:
     path = REALWORLD / name
     if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real-world corpus missing at {REALWORLD}")
-        pytest.skip(f"real-world corpus missing at {REALWORLD}")
+        unavailable(f"real-world corpus missing at {REALWORLD}")
     return path.read_bytes()
 
 
