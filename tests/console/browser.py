@@ -1,7 +1,8 @@
 """The console served by uvicorn on a free loopback port, and Debian's chromium driven by Playwright.
 
 No browser is ever downloaded: Playwright launches /usr/bin/chromium. Without it the browser tests
-are skipped on a laptop and fail in CI (CI=true), like the tests that need Dovecot.
+are skipped on a laptop and fail in CI (CI=true), like the tests that need Dovecot. The helpers
+here (a page that records dialogs and CSP violations, signing in) are shared by every browser test.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fixtures.servers import unavailable
@@ -19,6 +21,8 @@ from sqlalchemy.engine import Engine
 
 from mailbot.services.manual_reply import ReplySetup
 from mailbot.web.app import build_app
+
+from .installation import PASSWORD
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -66,3 +70,38 @@ def serve(engine: Engine, replies: ReplySetup | None = None) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def watched_page(chromium: Any) -> Iterator[Any]:
+    """A 1280 px page that records every dialog (dismissed) and every CSP violation it reports.
+
+    `page.dialogs` must stay empty when hostile mail is shown; `page.csp_violations` must stay empty
+    on every page, or the policy blocks something the console itself needs.
+    """
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.dialogs = []
+    page.csp_violations = []
+
+    def on_dialog(dialog: Any) -> None:
+        page.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on(
+        "console",
+        lambda msg: page.csp_violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def sign_in(page: Any, console: str, email: str, path: str = "/cases") -> None:
+    page.goto(console + path)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("header.top nav")
