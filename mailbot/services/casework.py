@@ -137,7 +137,10 @@ def add_note(engine: Engine, ref: str, body: str, *, by: str, clock: Clock = _no
 def recategorize(
     engine: Engine, ref: str, field: str, value: str, *, by: str, clock: Clock = _now
 ) -> ActionResult:
-    """Correct the category or the intent; kept as a labelled example of the message that opened the case."""
+    """Correct the category or the intent; kept as a labelled example of the message that opened the case.
+
+    A new category also means a new due time (see due_times: the policy is per category).
+    """
     if field not in CORRECTABLE:
         raise CaseworkError(f"cannot correct {field!r}; one of: {', '.join(CORRECTABLE)}")
     value = value.strip().lower()
@@ -169,6 +172,10 @@ def recategorize(
         )
         if field == "category":
             case.category = value
+            # The due time follows the policy of the category: cleared here, the next
+            # fill_due_times (the case page and the queue run it first) recomputes it from the
+            # case's opening time, with the installation's policy, which this function does not know.
+            case.due_at = None
         case.updated_at = now
         session.add(case)
         summary = f"{field} {current or '?'} → {value} by {by}"

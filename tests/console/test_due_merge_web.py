@@ -11,6 +11,7 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from mailbot.services import casework_view
+from mailbot.services.due_times import due_at_for
 from mailbot.settings_due import DueSettings
 from mailbot.store.db import session_scope
 from mailbot.store.tables import Case
@@ -101,3 +102,26 @@ def test_splitting_from_the_case_page_opens_the_new_case(
     location = done.headers["location"]
     assert done.status_code == 303 and not location.startswith(f"/cases/{ref}?")
     assert "split+off+from" not in location and "split" in location
+
+
+def test_a_category_corrected_in_the_console_gets_the_due_time_of_its_policy(
+    installation: Installation,
+) -> None:
+    policy = DueSettings(policy={"*": {"normal": 16, "high": 16}, "report_dispute": {"normal": 2, "high": 2}})
+    (ref,) = deliver(installation, "due-first.eml")
+    installation.user("sup@support.example", "supervisor")
+    shown = re.compile(r'<dd class="due"><span class="mono">([^<]+) UTC</span>')
+    with TestClient(build_app(installation.engine, due=policy), base_url="http://127.0.0.1") as client:
+        sign_in(client, "sup@support.example")
+        page = client.get(f"/cases/{ref}").text
+        before = shown.search(page)
+        done = client.post(
+            f"/cases/{ref}/recategorize",
+            data={"csrf_token": csrf_of(page), "field": "category", "value": "report_dispute"},
+        )
+        after = shown.search(done.text)
+    with session_scope(installation.engine) as session:
+        case = session.exec(select(Case).where(Case.ref == ref)).one()
+        expected = due_at_for(case.created_at, "report_dispute", case.priority, policy)
+    assert before is not None and after is not None
+    assert after.group(1) == expected.strftime("%Y-%m-%d %H:%M") != before.group(1)

@@ -10,7 +10,7 @@ from sqlmodel import select
 from mailbot.cli import main
 from mailbot.core.working_hours import working_time_between
 from mailbot.services import casework, casework_view
-from mailbot.services.due_times import due_state, fill_due_times, overdue_cases
+from mailbot.services.due_times import due_at_for, due_state, fill_due_times, overdue_cases
 from mailbot.settings_due import DueSettings
 from mailbot.store.db import session_scope
 from mailbot.store.tables import Case
@@ -114,3 +114,23 @@ def test_cases_list_overdue_prints_the_overdue_cases(installation: Installation)
     done = runner.invoke(main, [*config, "cases", "list", "--overdue"])
     assert done.exit_code == 0, done.output
     assert late in done.output and "overdue by" in done.output and fresh not in done.output
+
+
+def test_a_category_change_recomputes_the_due_time_from_the_new_categorys_policy(
+    installation: Installation,
+) -> None:
+    ref = opened(installation)
+    before = stored(installation, ref)
+    policy = DueSettings(
+        policy={"*": {"normal": 16, "high": 16}, "report_dispute": {"normal": 2, "high": 2}}
+    )
+    fill_due_times(installation.engine, policy)
+    assert before.category != "report_dispute"
+    first = stored(installation, ref).due_at
+    casework.recategorize(installation.engine, ref, "category", "report_dispute", by="sup@support.example")
+    assert fill_due_times(installation.engine, policy) == 1
+    case = stored(installation, ref)
+    assert case.due_at is not None and first is not None
+    assert aware(case.due_at) == due_at_for(case.created_at, "report_dispute", case.priority, policy)
+    counted = working_time_between(aware(case.created_at), aware(case.due_at), policy.calendar())
+    assert counted == timedelta(hours=2) and aware(case.due_at) < aware(first)
