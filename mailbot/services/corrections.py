@@ -3,15 +3,19 @@
 Each corrected message is written as `<mail id>.eml` (its raw bytes, exactly as fetched) with one
 line in `labels.jsonl` in the buyer-samples schema: the intent staff gave (or mailbot's, when only
 the category was corrected), whether it should be answered, the language and the order numbers
-mailbot found. Supervisors replay rule changes against the mistakes staff actually corrected.
+mailbot found. Supervisors replay rule changes against the mistakes staff actually corrected. The
+console offers the same files as one zip to download (`export_zip`).
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -19,6 +23,8 @@ from sqlmodel import Session
 from mailbot.core.evaluation import NO_REPLY_INTENTS
 from mailbot.core.types import Intent
 from mailbot.store import casework_repo as repo
+
+LABELS = "labels.jsonl"
 
 
 class ExportError(Exception):
@@ -76,15 +82,14 @@ def _label(file: str, mailbox: str, decision: dict[str, Any], staff: dict[str, s
     }
 
 
-def export_corrections(engine: Engine, folder: Path) -> ExportReport:
-    """Write every corrected message once, with the latest correction of each field as its label."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{folder}: cannot create the folder: {exc.strerror}") from None
-    if any(folder.glob("*.eml")) or (folder / "labels.jsonl").exists():
-        raise ExportError(f"{folder}: already holds an export; give an empty or new folder")
+def _export(engine: Engine, put: Callable[[str, bytes], None]) -> tuple[int, int]:
+    """Hand each corrected message and then labels.jsonl to `put`; (messages, corrections).
+
+    The one implementation behind the folder export (CLI) and the zip download (console). Messages
+    are read one at a time, so a large export never holds every raw mail in memory at once.
+    """
     count = 0
+    lines: list[str] = []
     with Session(engine) as session:
         by_mail: dict[int, dict[str, str]] = {}
         for correction, _case in repo.corrections(session):
@@ -92,20 +97,46 @@ def export_corrections(engine: Engine, folder: Path) -> ExportReport:
                 continue
             count += 1
             by_mail.setdefault(correction.mail_id, {})[correction.field] = correction.staff_said
-        lines: list[str] = []
         for mail_id, staff in sorted(by_mail.items()):
             mail = repo.mail_by_id(session, mail_id)
             if mail is None:
                 continue
             name = f"{mail_id}.eml"
-            try:
-                (folder / name).write_bytes(mail.raw)
-            except OSError as exc:
-                raise ExportError(f"{folder / name}: cannot write: {exc.strerror}") from None
+            put(name, mail.raw)
             label = _label(name, mail.mailbox, dict(mail.decision), staff)
             lines.append(json.dumps(label, ensure_ascii=False))
+    put(LABELS, "".join(line + "\n" for line in lines).encode("utf-8"))
+    return len(lines), count
+
+
+def export_corrections(engine: Engine, folder: Path) -> ExportReport:
+    """Write every corrected message once, with the latest correction of each field as its label."""
     try:
-        (folder / "labels.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExportError(f"{folder / 'labels.jsonl'}: cannot write: {exc.strerror}") from None
-    return ExportReport(folder=folder, messages=len(lines), corrections=count)
+        raise ExportError(f"{folder}: cannot create the folder: {exc.strerror}") from None
+    if any(folder.glob("*.eml")) or (folder / LABELS).exists():
+        raise ExportError(f"{folder}: already holds an export; give an empty or new folder")
+
+    def put(name: str, data: bytes) -> None:
+        try:
+            (folder / name).write_bytes(data)
+        except OSError as exc:
+            raise ExportError(f"{folder / name}: cannot write: {exc.strerror}") from None
+
+    messages, count = _export(engine, put)
+    return ExportReport(folder=folder, messages=messages, corrections=count)
+
+
+def export_zip(engine: Engine, target: BinaryIO) -> tuple[int, int]:
+    """The same export as one zip written to `target` (the console's download); (messages, corrections).
+
+    Unzipped into a folder, it is exactly what `export_corrections` writes there, so `mailbot eval`
+    reads it as it is.
+    """
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        return _export(engine, archive.writestr)
+
+
+def export_filename(now: datetime) -> str:
+    return f"mailbot-corrections-{now:%Y-%m-%d-%H%M}.zip"

@@ -7,7 +7,9 @@ session's CSRF token; roles are checked here, on the server. Imports services on
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,10 +20,11 @@ from urllib.parse import quote, urlencode
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -218,7 +221,8 @@ def build_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    async def root(request: Request) -> Response:
+    @page()
+    async def root(request: Request, user: SignedIn) -> Response:
         return RedirectResponse("/cases", status_code=303)
 
     # -- the queue ----------------------------------------------------------------------------------
@@ -356,6 +360,24 @@ def build_app(
         rows = await run_in_threadpool(corrections.list_corrections, engine)
         return console.render("corrections.html.j2", user=user, rows=rows)
 
+    @page("supervisor")
+    async def corrections_download(request: Request, user: SignedIn) -> Response:
+        """The corrections export as one zip: the .eml files and labels.jsonl `mailbot eval` reads."""
+        handle, path = tempfile.mkstemp(prefix="mailbot-corrections-", suffix=".zip")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                await run_in_threadpool(corrections.export_zip, engine, out)
+        except BaseException:
+            Path(path).unlink()
+            raise
+        return FileResponse(
+            path,
+            media_type="application/zip",
+            filename=corrections.export_filename(console.clock()),
+            headers={"Cache-Control": "private, no-store"},
+            background=BackgroundTask(Path(path).unlink),
+        )
+
     @page("admin")
     async def users_page(request: Request, user: SignedIn) -> Response:
         rows = await run_in_threadpool(accounts.list_users, engine)
@@ -377,6 +399,7 @@ def build_app(
         Route("/cases/{ref}/merge", _action(merge_action(engine, console.clock)), methods=["POST"]),
         Route("/cases/{ref}/split", _action(split_action(engine, console.clock)), methods=["POST"]),
         Route("/corrections", corrections_page),
+        Route("/corrections/export.zip", corrections_download),
         Route("/users", users_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
