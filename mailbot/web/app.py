@@ -88,6 +88,11 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
+def _short_when(value: datetime) -> str:
+    """The queue's compact form ("Dec 07 14:04"); the full date is in the cell's title."""
+    return value.strftime("%b %d %H:%M")
+
+
 def _reply_links(replies: ReplySetup | None) -> dict[str, Any]:
     """What the case page offers for replying: the reply form and the canned responses, if set up."""
     if replies is None:
@@ -110,6 +115,7 @@ def build_app(
     )
     console.jinja.filters["size"] = _size
     console.jinja.filters["when"] = _when
+    console.jinja.filters["short_when"] = _short_when
     console.jinja.globals["status_labels"] = casework.STATUS_LABELS
     console.jinja.globals["csrf_field"] = CSRF_FIELD
     console.jinja.globals["count_cap"] = casework_view.COUNT_CAP

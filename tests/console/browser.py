@@ -20,6 +20,7 @@ from fixtures.servers import unavailable
 from sqlalchemy.engine import Engine
 
 from mailbot.services.manual_reply import ReplySetup
+from mailbot.settings_due import DueSettings
 from mailbot.web.app import build_app
 
 from .installation import PASSWORD
@@ -43,13 +44,16 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def serve(engine: Engine, replies: ReplySetup | None = None) -> Iterator[str]:
+def serve(
+    engine: Engine, replies: ReplySetup | None = None, due: DueSettings | None = None
+) -> Iterator[str]:
     """Run the console in a thread on a free loopback port; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(engine, replies=replies), log_level="warning", server_header=False)
+    app = build_app(engine, replies=replies, due=due)
+    config = uvicorn.Config(app, log_level="warning", server_header=False)
     server = uvicorn.Server(config)
     started = threading.Event()
 
