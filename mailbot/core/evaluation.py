@@ -20,7 +20,16 @@ from typing import Any
 
 from mailbot.core.types import AutomationKind, Intent, Reading
 
-NO_REPLY_INTENTS = frozenset({Intent.SPAM, Intent.AUTO_REPLY, Intent.BOUNCE})
+NO_REPLY_INTENTS = frozenset({Intent.SPAM, Intent.OFF_TOPIC, Intent.AUTO_REPLY, Intent.BOUNCE})
+# The labelled sets know ten intents; they label mail that is no request of ours "spam", whether it
+# sells something or is a misdirected hotel confirmation. mailbot keeps the two apart (spam is
+# dropped, off-topic mail is shown to staff), and both count as "spam" against such a label.
+_LABEL_OF = {Intent.OFF_TOPIC: Intent.SPAM}
+
+
+def scored_intent(intent: Intent) -> str:
+    """The label an intent is scored against (off-topic mail against "spam")."""
+    return _LABEL_OF.get(intent, intent).value
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ def prediction_from_reading(file: str, reading: Reading) -> Prediction:
     return Prediction(
         file=file,
         orders=reading.orders.numbers,
-        intent=reading.intent.intent.value,
+        intent=scored_intent(reading.intent.intent),
         would_reply=would_reply(reading),
         language=reading.language,
     )

@@ -40,6 +40,8 @@ TOPICAL = (
     Intent.STATUS_INQUIRY,
     Intent.GENERAL_QUESTION,
 )
+# A meeting invitation is arranged between people who know each other, never a buyer's request.
+_INVITATION = "text/calendar"
 # Order of preference when two intents score the same: the costlier one to miss first.
 _PRIORITY = {intent: rank for rank, intent in enumerate((*TOPICAL, Intent.SPAM))}
 # What a buyer asks fits in the first few thousand characters; the rest of a long mail is noise.
@@ -78,6 +80,9 @@ class IntentLexicon:
     # Mail about none of our services (no service word, no order number, not in one of our case
     # threads) is not a buyer request: this much spam evidence is enough, whatever else it says.
     off_topic_spam_threshold: float = 1.0
+    # A person's mail with no order number and no service word is a request of ours only when it
+    # asks for something this plainly (one strong phrase); otherwise it is off-topic, not answered.
+    request_weight: float = 2.0
     # A phrase this strong in a fresh subject and another in the new text, both of one topic, state
     # what the buyer wants: that topic wins over the sum of the rest.
     stated_weight: float = 2.0
@@ -215,6 +220,10 @@ def classify_intent(
         why = "about none of our services: no service word, no order number, not a reply to us"
         return IntentResult(Intent.SPAM, spam, (why, *_reasons(tally, Intent.SPAM)), ranked)
 
+    why_off_topic = _off_topic(mail, orders, lexicons, best_topic, subject, body, forwarded)
+    if why_off_topic:
+        return IntentResult(Intent.OFF_TOPIC, best_topic, (why_off_topic,), ranked)
+
     # (A general question is what is left when nothing else is decisive, so it needs no such phrase.)
     decisive = 0.0 if orders.orders else lexicons.decisive_weight
     topical = [
@@ -235,6 +244,40 @@ def classify_intent(
         return IntentResult(intent, score, _reasons(tally, intent), ranked)
     reasons = ("no topic phrase weighed enough: a general question",)
     return IntentResult(Intent.GENERAL_QUESTION, topical[0][1] if topical else 0.0, reasons, ranked)
+
+
+def _off_topic(
+    mail: InboundMail,
+    orders: OrderExtraction,
+    lexicons: IntentLexicon,
+    best_topic: float,
+    subject: str,
+    body: str,
+    forwarded: str,
+) -> str | None:
+    """Why a person's mail is no request of ours, or None when it may be one.
+
+    A buyer names an order number, one of our services, or asks for something in plain words
+    (one phrase of `request_weight`). A mail with none of the three is somebody else's business
+    that reached our address: answering it with a "general question" reply tells a hotel or a
+    colleague about Trade Assurance inspections. A meeting invitation without an order number is
+    off-topic whatever its words. Only reached for mail outside our case threads.
+    """
+    if orders.orders or not (body.strip() or forwarded.strip()):
+        return None  # an order is ours; a mail with no text (a bare subject) gives nothing to judge
+    invitation = mail.content_type == _INVITATION or any(
+        a.content_type == _INVITATION for a in mail.attachments
+    )
+    if invitation:
+        return "off-topic: a meeting invitation, with no order number"
+    if not lexicons.service_words or best_topic >= lexicons.request_weight:
+        return None
+    if _service_word(lexicons, subject, body[:_MAX_CHARS], forwarded) is not None:
+        return None
+    return (
+        "off-topic: no order number, none of our services named, nothing asked for in plain words"
+        f" (the strongest topic weighs {best_topic:g}, a request {lexicons.request_weight:g})"
+    )
 
 
 def _ranked(tally: _Tally) -> tuple[tuple[Intent, float], ...]:

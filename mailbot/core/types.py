@@ -33,6 +33,9 @@ class Intent(StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     SPAM = "spam"
+    # Written by a person but not to us about anything we do: a hotel's booking confirmation, a
+    # colleague's note sent to the wrong address, a trade-fair invitation. Not answered; staff see it.
+    OFF_TOPIC = "off_topic"
 
 
 class AutomationKind(StrEnum):

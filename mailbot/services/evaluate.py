@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.core.decide import decide
-from mailbot.core.evaluation import Prediction, evaluate
+from mailbot.core.evaluation import Prediction, evaluate, scored_intent
 from mailbot.core.reading import ReadingConfig, read
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Identity
@@ -70,7 +70,7 @@ def predict(folder: Path, label: Mapping[str, Any], ctx: EvalContext) -> Predict
     return Prediction(
         file=str(label["file"]),
         orders=reading.orders.numbers,
-        intent=reading.intent.intent.value,
+        intent=scored_intent(reading.intent.intent),
         would_reply=decision.reply_template is not None,
         language=reading.language,
     )

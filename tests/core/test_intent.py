@@ -137,7 +137,7 @@ def classify(m: InboundMail, lexicon: IntentLexicon | None = None) -> IntentResu
             "What do you check?",
             "Does the inspector check the packaging or only the quantity?",
         ),
-        (Intent.GENERAL_QUESTION, "Hello", "Please find the documents attached."),
+        (Intent.GENERAL_QUESTION, "Hello", "Please find the inspection documents attached."),
         (
             Intent.GENERAL_QUESTION,
             "Questions about the inspection",
@@ -264,7 +264,7 @@ def test_an_existing_booking_is_not_a_request_to_book() -> None:
 
 def test_forwarded_content_counts_at_half_weight() -> None:
     m = mail(
-        "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Sup\n\nWe will cancel the order."
+        "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Sup\n\nWe will cancel the inspection."
     )
     result = classify(m)
     assert result.intent is Intent.CANCELLATION
@@ -272,7 +272,7 @@ def test_forwarded_content_counts_at_half_weight() -> None:
 
 
 def test_supervisors_change_the_outcome_by_editing_phrases() -> None:
-    m = mail("We would like a second opinion on the grading.", "Grading")
+    m = mail("We would like a second opinion on the grading in the inspection report.", "Grading")
     assert classify(m).intent is Intent.GENERAL_QUESTION
     tuned = IntentLexicon((*CONFIG.intents.phrases, Phrase("second opinion", "report_dispute", "en", 2.0)))
     assert classify(m, tuned).intent is Intent.REPORT_DISPUTE

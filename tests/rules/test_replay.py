@@ -106,7 +106,7 @@ def test_the_replay_command_prints_counts_and_each_change(
     ]
     result = CliRunner().invoke(rules_cli, args)
     assert result.exit_code == 0, result.output
-    assert "3 of 7 would be decided differently." in result.output
+    assert "3 of 8 would be decided differently." in result.output
     assert "  cancellation -> service_cancellation: 3" in result.output
     assert "    template  cancellation_received -> acknowledgement" in result.output
     data = json.loads(CliRunner().invoke(rules_cli, [*args, "--json"]).output)
