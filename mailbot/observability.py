@@ -33,15 +33,41 @@ _context: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.Cont
 )
 
 
+def _merge(fields: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple({**dict(_context.get()), **{k: v for k, v in fields.items() if v is not None}}.items())
+
+
+class LogFields:
+    """The handle of a `log_context` block, for fields learnt inside it (the ledger id once written).
+
+    A handle made outside `log_context` (a default) is closed: adding to it does nothing, so code
+    that may run outside any block cannot leave fields behind on the thread.
+    """
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def add(self, **fields: Any) -> None:
+        """From here to the end of the block, lines carry these fields too (None values are left out).
+
+        Call it in the block itself, not in a nested `log_context`: leaving the nested block would
+        drop what was added.
+        """
+        if self.open:
+            _context.set(_merge(fields))
+
+
 @contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
+def log_context(**fields: Any) -> Iterator[LogFields]:
     """Every log line inside the block (in this thread) carries these fields; None values are left out."""
-    merged = {**dict(_context.get()), **{k: v for k, v in fields.items() if v is not None}}
-    token = _context.set(tuple(merged.items()))
+    token = _context.set(_merge(fields))
+    handle = LogFields()
+    handle.open = True
     try:
-        yield
+        yield handle
     finally:
-        _context.reset(token)
+        handle.open = False
+        _context.reset(token)  # also undoes what `LogFields.add` set inside the block
 
 
 class RedactSecrets(logging.Filter):
