@@ -43,12 +43,19 @@ class TerminalBar:
                 file=self.stream,
                 show_pos=True,
                 show_percent=True,
-                show_eta=True,
+                show_eta=False,  # drawn by `_time_left`, with a word saying what the figure is
+                item_show_func=self._time_left,
             )
             self.bar.__enter__()
         self.bar.length = total
         if done > self.bar.pos:
             self.bar.update(done - self.bar.pos)
+
+    def _time_left(self, _item: int | None) -> str | None:
+        bar = self.bar
+        if bar is None or not bar.eta_known or bar.finished:
+            return None  # click knows the pace after a second of work
+        return f"{bar.format_eta()} left"
 
     def redraw(self) -> None:
         if self.bar is not None and not self.bar.finished:

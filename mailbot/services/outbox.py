@@ -224,7 +224,7 @@ def _send_one(
         if handed_over and exc.outcome_unknown:
             return _ambiguous(engine, folders, item, exc, clock, report)
         return _failed_attempt(engine, item_id, exc, item.attempts, clock, policy, report)
-    log.info("outbox: reply %s (%s) accepted for %s", item.message_id, item.template, item.rcpt_to)
+    log.info("outbox: reply #%s (%s) accepted for %s", item_id, item.template, item.rcpt_to)
     copies = _copies(folders, item.mailbox)
     kept = False
     if copies is not None:
