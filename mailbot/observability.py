@@ -5,11 +5,13 @@ filter masks them whatever the level, and no mailbot code ever formats a secret 
 
 Lines about a message carry the mailbox, the ledger id and the case reference where known: from
 `extra={"mailbox": …, "ledger_id": …, "case_ref": …}` on the call, or from `log_context(...)`
-around the work (the worker sets the mailbox for a whole poll). In JSON they are fields of their
-own, so a log search for one case finds every line about it.
+around the work (a poll sets the mailbox; intake adds the ledger id and case to the block's handle
+as soon as the ledger row is written; the outbox names all three while it sends a reply). In JSON
+they are fields of their own, so a log search for one case finds every line about it.
 
 Buyer addresses are personal data: at INFO and above they are masked (`b***@shop.example`) unless
-they are one of our own mailbox addresses; DEBUG keeps them for a developer on a test system.
+they are one of our own mailbox addresses, in the message and in a traceback alike; DEBUG keeps
+them for a developer on a test system.
 """
 
 from __future__ import annotations
@@ -70,12 +72,22 @@ def log_context(**fields: Any) -> Iterator[LogFields]:
         _context.reset(token)  # also undoes what `LogFields.add` set inside the block
 
 
+def _exception_text(record: logging.LogRecord) -> None:
+    """Format the traceback now (formatters reuse `exc_text`), so the filters can mask it too:
+    an exception's message may quote an address or a protocol line."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+
+
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = _SECRET_LINE.sub(r"\1***", message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        _exception_text(record)
+        if record.exc_text:
+            record.exc_text = _SECRET_LINE.sub(r"\1***", record.exc_text)
         return True
 
 
@@ -98,6 +110,9 @@ class RedactAddresses(logging.Filter):
         redacted = _ADDRESS.sub(self._mask, message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        _exception_text(record)
+        if record.exc_text:
+            record.exc_text = _ADDRESS.sub(self._mask, record.exc_text)
         return True
 
     def _mask(self, match: re.Match[str]) -> str:
@@ -127,7 +142,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 data[key] = value
         if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
+            data["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)
 
 

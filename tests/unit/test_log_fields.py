@@ -58,3 +58,23 @@ def test_a_handle_outside_its_block_adds_nothing_to_the_thread(
     LogFields().add(case_ref="OLD111")  # a default handle, made outside any block
     logger.info("later")
     assert fields_of(stream) == [{}]
+
+
+def test_a_traceback_at_info_and_above_masks_the_buyer_address_too() -> None:
+    from mailbot.observability import RedactAddresses
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactAddresses(["ta-pm@support.example.test"]))
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.log_fields.traceback")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        raise ValueError("no case for jane.doe@buyer.example")
+    except ValueError:
+        logger.exception("applying a mail failed")
+    logger.handlers.clear()
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert "ValueError: no case for j***@buyer.example" in str(line["error"])
+    assert "jane.doe" not in stream.getvalue()
