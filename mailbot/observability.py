@@ -5,11 +5,13 @@ filter masks them whatever the level, and no mailbot code ever formats a secret 
 
 Lines about a message carry the mailbox, the ledger id and the case reference where known: from
 `extra={"mailbox": …, "ledger_id": …, "case_ref": …}` on the call, or from `log_context(...)`
-around the work (the worker sets the mailbox for a whole poll). In JSON they are fields of their
-own, so a log search for one case finds every line about it.
+around the work (a poll sets the mailbox; intake adds the ledger id and case to the block's handle
+as soon as the ledger row is written; the outbox names all three while it sends a reply). In JSON
+they are fields of their own, so a log search for one case finds every line about it.
 
 Buyer addresses are personal data: at INFO and above they are masked (`b***@shop.example`) unless
-they are one of our own mailbox addresses; DEBUG keeps them for a developer on a test system.
+they are one of our own mailbox addresses, in the message and in a traceback alike; DEBUG keeps
+them for a developer on a test system.
 """
 
 from __future__ import annotations
@@ -33,15 +35,48 @@ _context: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.Cont
 )
 
 
+def _merge(fields: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple({**dict(_context.get()), **{k: v for k, v in fields.items() if v is not None}}.items())
+
+
+class LogFields:
+    """The handle of a `log_context` block, for fields learnt inside it (the ledger id once written).
+
+    A handle made outside `log_context` (a default) is closed: adding to it does nothing, so code
+    that may run outside any block cannot leave fields behind on the thread.
+    """
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def add(self, **fields: Any) -> None:
+        """From here to the end of the block, lines carry these fields too (None values are left out).
+
+        Call it in the block itself, not in a nested `log_context`: leaving the nested block would
+        drop what was added.
+        """
+        if self.open:
+            _context.set(_merge(fields))
+
+
 @contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
+def log_context(**fields: Any) -> Iterator[LogFields]:
     """Every log line inside the block (in this thread) carries these fields; None values are left out."""
-    merged = {**dict(_context.get()), **{k: v for k, v in fields.items() if v is not None}}
-    token = _context.set(tuple(merged.items()))
+    token = _context.set(_merge(fields))
+    handle = LogFields()
+    handle.open = True
     try:
-        yield
+        yield handle
     finally:
-        _context.reset(token)
+        handle.open = False
+        _context.reset(token)  # also undoes what `LogFields.add` set inside the block
+
+
+def _exception_text(record: logging.LogRecord) -> None:
+    """Format the traceback now (formatters reuse `exc_text`), so the filters can mask it too:
+    an exception's message may quote an address or a protocol line."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
 
 
 class RedactSecrets(logging.Filter):
@@ -50,6 +85,9 @@ class RedactSecrets(logging.Filter):
         redacted = _SECRET_LINE.sub(r"\1***", message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        _exception_text(record)
+        if record.exc_text:
+            record.exc_text = _SECRET_LINE.sub(r"\1***", record.exc_text)
         return True
 
 
@@ -72,6 +110,9 @@ class RedactAddresses(logging.Filter):
         redacted = _ADDRESS.sub(self._mask, message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        _exception_text(record)
+        if record.exc_text:
+            record.exc_text = _ADDRESS.sub(self._mask, record.exc_text)
         return True
 
     def _mask(self, match: re.Match[str]) -> str:
@@ -101,7 +142,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 data[key] = value
         if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
+            data["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)
 
 

@@ -26,6 +26,7 @@ from mailbot.services.coordination import Liveness, WorkerIdentity
 from mailbot.services.health import HealthPolicy
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
+from mailbot.services.progress import Progress
 from mailbot.services.reading_worker import ReaderPool
 from mailbot.services.rules_admin import RulesStatusFile, RulesWatcher
 from mailbot.settings import Settings
@@ -170,11 +171,12 @@ class Runtime:
     def enabled_mailboxes(self) -> list[str]:
         return [name for name, box in self.settings.mailboxes.items() if box.enabled]
 
-    def poll(self, mailbox: str) -> PollReport:
+    def poll(self, mailbox: str, progress: Progress | None = None) -> PollReport:
         """Poll `mailbox` if this worker gets its lease; another worker's poll in progress is skipped.
 
         While the poll runs, a small thread beats this worker's heartbeat and renews the lease, so a
-        long fetch or backlog keeps it, in the worker and in `poll --once` alike.
+        long fetch or backlog keeps it, in the worker and in `poll --once` alike. `progress` (the
+        command line's bar) hears how far the poll has got through the new mail.
         """
         self.intake.rules = self.rules
         coordination.beat(self.engine, self.worker, self.clock())
@@ -195,7 +197,9 @@ class Runtime:
                 report = PollReport(mailbox=mailbox, error=str(exc))
                 log.error("mailbox %s failed: %s", mailbox, exc)
                 return report
-            return poll_mailbox(self.intake, mailbox, source, batch_size=self.batch_size(mailbox))
+            return poll_mailbox(
+                self.intake, mailbox, source, batch_size=self.batch_size(mailbox), progress=progress
+            )
         finally:
             done.set()
             beating.join()

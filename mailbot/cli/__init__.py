@@ -164,6 +164,8 @@ def _safe_url(url: str) -> str:
 @pass_ctx
 def poll(ctx: Context, once: bool, only: tuple[str, ...]) -> None:
     """Poll the mailboxes once; exit 1 when a mailbox failed (one line per failing mailbox)."""
+    from mailbot.cli.progress import progress_bar
+
     settings = ctx.intake_settings()
     _setup_logging(settings)
     for name in only:
@@ -174,7 +176,8 @@ def poll(ctx: Context, once: bool, only: tuple[str, ...]) -> None:
     for name in runtime.enabled_mailboxes():
         if only and name not in only:
             continue
-        report = runtime.poll(name)
+        with progress_bar(name) as progress:  # a bar on a terminal: a first poll may meet a backlog
+            report = runtime.poll(name, progress=progress)
         if report.ok:
             click.echo(
                 f"{name}: {report.fetched} fetched, {report.routed} routed, {report.ignored} ignored, "

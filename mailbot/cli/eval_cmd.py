@@ -86,6 +86,7 @@ def _print_report(report: dict[str, Any]) -> None:
 @click.pass_context
 def eval_command(ctx: click.Context, path: Path, rules_dir: Path | None, as_json: bool) -> None:
     """Read and decide every .eml in PATH (with labels.jsonl) and report accuracy; no server needed."""
+    from mailbot.cli.progress import progress_bar
     from mailbot.core.errors import RuleFileError
     from mailbot.core.rules.schema import RuleSetErrors
     from mailbot.services.entry_support import load_reading_config, load_ruleset, template_names
@@ -106,7 +107,8 @@ def eval_command(ctx: click.Context, path: Path, rules_dir: Path | None, as_json
             ),
             mailbox_addresses=addresses,
         )
-        report = evaluate_folder(path, context)
+        with progress_bar("reading and deciding") as progress:
+            report = evaluate_folder(path, context, progress)
     except (RuleFileError, RuleSetErrors, EvalInputError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

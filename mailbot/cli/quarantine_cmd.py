@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from mailbot.cli import Context, _runtime, _setup_logging, fail, pass_ctx
+from mailbot.cli.progress import progress_bar
 
 
 def _since(text: str | None) -> datetime | None:
@@ -141,7 +142,8 @@ def quarantine_reprocess(
     if not wanted:
         click.echo("the quarantine is empty" if start is None else "nothing was quarantined since then")
         return
-    results = reprocess(runtime.intake, wanted, open_source=runtime.source)
+    with progress_bar("reprocessing") as progress:
+        results = reprocess(runtime.intake, wanted, open_source=runtime.source, progress=progress)
     for result in results:
         case = f" (case {result.case_ref})" if result.case_ref else ""
         click.echo(f"#{result.mail_id}: {result.outcome}{case}: {_one_line(result.reason, 160)}")

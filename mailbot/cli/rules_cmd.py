@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mailbot.cli.progress import progress_bar
 from mailbot.core.errors import RuleFileError
 from mailbot.core.rules.engine import DEFAULT_RULE
 from mailbot.core.rules.expectations import EXPECT_KEYS, TEST_KEYS
@@ -390,7 +391,10 @@ def replay_command(
     try:
         if corpus is not None:
             ctx = _context(rules_dir, templates_dir, reading=True)
-            report = replay_corpus(Path(corpus), ctx, draft_dir=Path(draft), mailbox=mailbox)
+            with progress_bar("replaying") as progress:
+                report = replay_corpus(
+                    Path(corpus), ctx, draft_dir=Path(draft), mailbox=mailbox, progress=progress
+                )
         else:
             assert since is not None
             start = _since(since, datetime.now(UTC))
@@ -402,12 +406,13 @@ def replay_command(
                     param_hint="--mailbox",
                 )
             ctx = _context(rules_dir, templates_dir, reading=True, settings=settings)
-            report = _from_store(
-                settings,
-                lambda engine: replay_stored(
-                    engine, ctx, draft_dir=Path(draft), since=start, mailbox=mailbox
-                ),
-            )
+            with progress_bar("replaying") as progress:
+                report = _from_store(
+                    settings,
+                    lambda engine: replay_stored(
+                        engine, ctx, draft_dir=Path(draft), since=start, mailbox=mailbox, progress=progress
+                    ),
+                )
     except RuleSetErrors as problems:
         _print_errors(problems.errors)
         sys.exit(1)

@@ -17,6 +17,7 @@ from mailbot.core.evaluation import Prediction, evaluate, scored_intent
 from mailbot.core.reading import ReadingConfig, read
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Identity
+from mailbot.services.progress import Progress, Steps
 
 
 class EvalInputError(Exception):
@@ -76,6 +77,12 @@ def predict(folder: Path, label: Mapping[str, Any], ctx: EvalContext) -> Predict
     )
 
 
-def evaluate_folder(folder: Path, ctx: EvalContext) -> dict[str, Any]:
+def evaluate_folder(folder: Path, ctx: EvalContext, progress: Progress | None = None) -> dict[str, Any]:
+    """Score every labelled mail; `progress` hears (done, total) after each (a corpus takes minutes)."""
     labels = load_labels(folder)
-    return evaluate(labels, [predict(folder, label, ctx) for label in labels])
+    steps = Steps(progress, len(labels))
+    predictions = []
+    for label in labels:
+        predictions.append(predict(folder, label, ctx))
+        steps.advance()
+    return evaluate(labels, predictions)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from mailbot.adapters.ports import FetchedMessage, MailSource, SourceError
+from mailbot.observability import log_context
 from mailbot.services.ingest_message import ingest_one, reapply
 from mailbot.services.ingest_state import (
     CRASH_ENV,
@@ -38,6 +39,7 @@ from mailbot.services.ingest_state import (
     crash_point,
 )
 from mailbot.services.intake_batches import fetch_batch, plan_batches
+from mailbot.services.progress import Progress, Steps
 from mailbot.services.reading_worker import ReadJob
 from mailbot.store import repo
 from mailbot.store.db import session_scope
@@ -57,19 +59,31 @@ __all__ = [
 log = logging.getLogger("mailbot.ingest")
 
 
-def poll_mailbox(intake: Intake, mailbox: str, source: MailSource, *, batch_size: int = 50) -> PollReport:
-    """Process everything new in one mailbox. Never raises for a mailbox problem: the report says it."""
+def poll_mailbox(
+    intake: Intake,
+    mailbox: str,
+    source: MailSource,
+    *,
+    batch_size: int = 50,
+    progress: Progress | None = None,
+) -> PollReport:
+    """Process everything new in one mailbox. Never raises for a mailbox problem: the report says it.
+
+    `progress` hears (done, total) over the new UIDs: a first poll of a large backlog can take a while.
+    Every line logged meanwhile names the mailbox (and, per message, its ledger id and case).
+    """
     report = PollReport(mailbox=mailbox)
-    try:
-        with source:
-            _poll(intake, mailbox, source, batch_size, report)
-    except SourceError as exc:
-        report.error = str(exc)
-    except OSError as exc:  # network trouble outside the adapter's own handling
-        report.error = f"{type(exc).__name__}: {exc}"
-    _record_poll(intake, mailbox, report)
-    if report.error:
-        log.error("mailbox %s failed: %s", mailbox, report.error)
+    with log_context(mailbox=mailbox):
+        try:
+            with source:
+                _poll(intake, mailbox, source, batch_size, report, progress)
+        except SourceError as exc:
+            report.error = str(exc)
+        except OSError as exc:  # network trouble outside the adapter's own handling
+            report.error = f"{type(exc).__name__}: {exc}"
+        _record_poll(intake, mailbox, report)
+        if report.error:
+            log.error("mailbox %s failed: %s", mailbox, report.error)
     return report
 
 
@@ -86,7 +100,14 @@ def _record_poll(intake: Intake, mailbox: str, report: PollReport) -> None:
         session.add(cursor)
 
 
-def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, report: PollReport) -> None:
+def _poll(
+    intake: Intake,
+    mailbox: str,
+    source: MailSource,
+    batch_size: int,
+    report: PollReport,
+    progress: Progress | None,
+) -> None:
     uidvalidity = source.uidvalidity
     with session_scope(intake.engine) as session:
         cursor = repo.cursor_for(session, mailbox)
@@ -110,6 +131,7 @@ def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, rep
         _acknowledge(intake, mailbox, uidvalidity, source, leftovers)
 
     uids = source.new_uids(after_uid)
+    steps = Steps(progress, len(uids))
     with intake.reader() as reader:
         # Batch k+1 is fetched and handed to the reading process before batch k is stored, so the
         # two overlap; at most these two batches are in memory.
@@ -121,10 +143,12 @@ def _poll(intake: Intake, mailbox: str, source: MailSource, batch_size: int, rep
                 intake.message_budget_seconds,
             )
             if pending is not None:
-                _store_batch(intake, mailbox, uidvalidity, source, pending, report)
+                _store_batch(intake, mailbox, uidvalidity, source, pending, report, steps)
             pending = batch
         if pending is not None:
-            _store_batch(intake, mailbox, uidvalidity, source, pending, report)
+            _store_batch(intake, mailbox, uidvalidity, source, pending, report, steps)
+    if not intake.should_stop():
+        steps.finish()  # UIDs expunged since the search needed no work
 
 
 @dataclass
@@ -160,7 +184,13 @@ def _fetched_batches(
 
 
 def _store_batch(
-    intake: Intake, mailbox: str, uidvalidity: int, source: MailSource, batch: _Fetched, report: PollReport
+    intake: Intake,
+    mailbox: str,
+    uidvalidity: int,
+    source: MailSource,
+    batch: _Fetched,
+    report: PollReport,
+    steps: Steps,
 ) -> None:
     """Apply one read batch in one transaction, then acknowledge its messages in the mailbox."""
     # Wait for every reading first: the write transaction (the database lock) is held only for
@@ -168,6 +198,7 @@ def _store_batch(
     results = list(batch.job.results()) if batch.job is not None else []
     done = list(batch.known)
     messages = batch.messages
+    steps.advance(len(batch.known))  # in the ledger already: only acknowledged below
     with session_scope(intake.engine) as session:
         batch_state = BatchState()
         for message, result in zip(messages, results, strict=True):
@@ -180,6 +211,7 @@ def _store_batch(
                 repo.mark_acked(session, mailbox, uidvalidity, [message.uid], intake.clock())
             else:
                 done.append(message.uid)
+            steps.advance()
         repo.insert_many(session, CaseEvent, batch_state.events)
         if messages:
             _advance_cursor(session, mailbox, max(message.uid for message in messages))

@@ -21,6 +21,7 @@ from mailbot.adapters.ports import FetchedMessage
 from mailbot.core.decide import decide, decision_summary
 from mailbot.core.replies import reply_recipient
 from mailbot.core.types import Outcome, Reading, ThreadCandidates
+from mailbot.observability import LogFields, log_context
 from mailbot.services import reply_safety
 from mailbot.services.ingest_cases import case_for
 from mailbot.services.ingest_reply import queue_reply
@@ -45,16 +46,41 @@ def ingest_one(
     """Apply one message inside the batch's transaction, in a savepoint of its own.
 
     A message that fails rolls back only its own savepoint and is quarantined; the batch goes on.
+    One INFO line says what became of it; it and every other line logged meanwhile carry the
+    mailbox, and the ledger id and case reference from the moment they are known.
     """
-    effects = Effects(spent=result.seconds)
+    with log_context(mailbox=mailbox) as fields:
+        _ingest_one(intake, session, mailbox, uidvalidity, message, result, batch, report, fields)
+
+
+def _ingest_one(
+    intake: Intake,
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    message: FetchedMessage,
+    result: ReadResult,
+    batch: BatchState,
+    report: PollReport,
+    fields: LogFields,
+) -> None:
+    effects = Effects(spent=result.seconds, log_fields=fields)
     try:
         outcome = _apply_in_savepoint(intake, session, mailbox, uidvalidity, message, result, batch, effects)
     except Exception as exc:  # a bug or a poison message: keep it, say why, go on
-        log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
         with session.begin_nested():
-            _quarantine(intake, session, mailbox, uidvalidity, message, exc)
+            fields.add(ledger_id=_quarantine(intake, session, mailbox, uidvalidity, message, exc))
+        log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
         report.quarantined += 1
         return
+    log.info(
+        "mailbox %s uid %s: %s%s: %s",
+        mailbox,
+        message.uid,
+        outcome.value,
+        f", case {effects.case_ref}" if effects.case_ref else "",
+        effects.reason,
+    )
     batch.events.extend(effects.events)
     report.cases_created.extend(effects.cases_created)
     report.duplicates += effects.duplicate
@@ -151,9 +177,11 @@ def _quarantine_reason(exc: Exception) -> str:
 
 def _quarantine(
     intake: Intake, session: Session, mailbox: str, uidvalidity: int, message: FetchedMessage, exc: Exception
-) -> None:
-    if repo.ledger_by_key(session, mailbox, uidvalidity, message.uid) is not None:
-        return
+) -> int | None:
+    """Keep a message that could not be applied, with the error; returns its ledger id."""
+    known = repo.ledger_by_key(session, mailbox, uidvalidity, message.uid)
+    if known is not None:
+        return known.id
     error = f"{type(exc).__name__}: {exc}"
     now = intake.clock()
     mail_id = _record(
@@ -180,6 +208,7 @@ def _quarantine(
             )
         ],
     )
+    return mail_id
 
 
 def _record(
@@ -248,6 +277,7 @@ def _apply(
     sha = reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
 
     def record(outcome: Outcome, reason: str, **more: Any) -> int:
+        effects.reason = reason
         effects.mail_id = _record(
             session,
             mailbox,
@@ -261,6 +291,7 @@ def _apply(
             existing_id=effects.existing_id,
             **more,
         )
+        effects.log_fields.add(ledger_id=effects.mail_id, case_ref=effects.case_ref)
         return effects.mail_id
 
     # A copy in quarantine is no reason to ignore this one: it is decided afresh (and supersedes it).
@@ -293,6 +324,7 @@ def _apply(
         if seen is not None:
             known = repo.case_by_id(session, seen.case_id)
             effects.duplicate = 1
+            effects.case_ref = known.ref if known else None
             record(
                 Outcome.IGNORED,
                 f"duplicate: Message-ID already on case {known.ref if known else '?'} "
@@ -333,6 +365,7 @@ def _apply(
 
     if decision.outcome is not Outcome.ROUTED:
         case_id = _case_id(session, decision.thread.case_ref)
+        effects.case_ref = decision.thread.case_ref if case_id is not None else None
         mail_id = record(
             decision.outcome,
             decision.reason,
@@ -362,6 +395,7 @@ def _apply(
         )
         return Outcome.IGNORED
     case, created = case_for(session, intake, mailbox, reading, decision, now, effects)
+    effects.case_ref = case.ref
     if created:
         effects.cases_created.append(case.ref)
     mail_id = record(

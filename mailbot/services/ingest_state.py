@@ -21,6 +21,7 @@ from mailbot.core.reading import ReadingConfig
 from mailbot.core.replies import ReplyLimits
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import Identity
+from mailbot.observability import LogFields
 from mailbot.services.reading_worker import InlineReader, Reader, ReaderPool, overrun
 
 #: Environment variable naming a fault-injection point; used by the crash-safety tests to kill the
@@ -112,6 +113,11 @@ class Effects:
     quarantined_copies: list[int] = field(default_factory=list)
     #: Seconds spent so far on reading, deciding and rendering, against the time budget.
     spent: float = 0.0
+    #: The case the message joined, opened or named (for the log lines about it), and why.
+    case_ref: str | None = None
+    reason: str = ""
+    #: Where the ledger id and case reference go once known, so the lines logged after carry them.
+    log_fields: LogFields = field(default_factory=LogFields)
 
     def spend(self, intake: Intake, seconds: float, what: str) -> None:
         self.spent += seconds

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from mailbot.adapters.ports import ReplyTransport, SendError, SentCopies
+from mailbot.observability import log_context
 from mailbot.services import coordination
 from mailbot.services.coordination import Liveness, WorkerIdentity
 from mailbot.services.ingest import crash_point
@@ -140,13 +143,15 @@ def _send_claimed(
 ) -> None:
     accepted: list[OutboxItem] = []
     finished: set[int] = set()
+    refs = _case_refs(engine, claimed)
     try:
         with transport_for() as transport:
             for item in claimed:
                 if should_stop():
                     break
                 assert item.id is not None
-                outcome = _send_one(engine, me, transport, folders, item, clock, policy, report)
+                with _about(item, refs):
+                    outcome = _send_one(engine, me, transport, folders, item, clock, policy, report)
                 finished.add(item.id)
                 if outcome == "accepted-with-copy":
                     accepted.append(item)
@@ -165,6 +170,22 @@ def _send_claimed(
         if unsent:
             with session_scope(engine) as session:
                 repo.release_outbox(session, unsent, me.id)
+
+
+def _case_refs(engine: Engine, items: list[OutboxItem]) -> dict[int, str]:
+    """The case reference of each reply's case, for the log lines about it (one read per batch)."""
+    wanted = {item.case_id for item in items if item.case_id is not None}
+    if not wanted:
+        return {}
+    with Session(engine) as session:
+        cases = (repo.case_by_id(session, case_id) for case_id in wanted)
+        return {case.id: case.ref for case in cases if case is not None and case.id is not None}
+
+
+def _about(item: OutboxItem, refs: dict[int, str]) -> AbstractContextManager[object]:
+    """Lines logged while handling a reply name its mailbox, the mail it answers and the case."""
+    ref = refs.get(item.case_id) if item.case_id is not None else None
+    return log_context(mailbox=item.mailbox, ledger_id=item.mail_id, case_ref=ref)
 
 
 def _send_one(
@@ -203,6 +224,7 @@ def _send_one(
         if handed_over and exc.outcome_unknown:
             return _ambiguous(engine, folders, item, exc, clock, report)
         return _failed_attempt(engine, item_id, exc, item.attempts, clock, policy, report)
+    log.info("outbox: reply #%s (%s) accepted for %s", item_id, item.template, item.rcpt_to)
     copies = _copies(folders, item.mailbox)
     kept = False
     if copies is not None:
@@ -294,12 +316,15 @@ def _recover(
     if not sending:
         return
     live = coordination.live_workers(engine, clock(), policy.liveness)
+    refs = _case_refs(engine, sending)
     for item in sending:
         assert item.id is not None
         if item.owner != me.id and live.alive(item.owner):
             continue  # another worker's send in flight
+        found: bool | None = None
         if item.handed_over_at is not None:
-            found = _in_sent(folders, item)
+            with _about(item, refs):
+                found = _in_sent(folders, item)
             if found is None:
                 continue  # this mailbox's Sent folder cannot be checked now: try at the next drain
         with session_scope(engine) as session:

@@ -28,7 +28,9 @@ from sqlmodel import Session
 
 from mailbot.adapters.ports import FetchedMessage, MailSource, SourceError
 from mailbot.core.types import Outcome
+from mailbot.observability import log_context
 from mailbot.services.ingest import Intake, reapply
+from mailbot.services.progress import Progress, Steps
 from mailbot.store import quarantine_queries, repo
 from mailbot.store.db import session_scope
 from mailbot.store.tables import CaseEvent
@@ -143,17 +145,27 @@ def reprocess(
     mail_ids: Sequence[int],
     *,
     open_source: Callable[[str], MailSource] | None = None,
+    progress: Progress | None = None,
 ) -> list[Reprocessed]:
     """Decide these quarantined mails again, one transaction each; `open_source(mailbox)` opens a
-    mailbox to fetch a mail that was quarantined for its size (None: such mail is skipped)."""
+    mailbox to fetch a mail that was quarantined for its size (None: such mail is skipped).
+
+    `progress` hears (done, total) after each mail: `--all` on a full quarantine takes a while.
+    """
     results: list[Reprocessed] = []
     sources = _Sources(open_source)
+    wanted = list(dict.fromkeys(mail_ids))
+    steps = Steps(progress, len(wanted))
     with sources.stack:
-        for mail_id in dict.fromkeys(mail_ids):
-            try:
-                results.append(_reprocess_one(intake, mail_id, sources))
-            except _Skip as skip:
-                results.append(Reprocessed(mail_id, SKIPPED, str(skip)))
+        for mail_id in wanted:
+            with log_context(ledger_id=mail_id):
+                try:
+                    result = _reprocess_one(intake, mail_id, sources)
+                except _Skip as skip:
+                    result = Reprocessed(mail_id, SKIPPED, str(skip))
+                    log.info("mail #%s skipped: %s", mail_id, skip)
+            results.append(result)
+            steps.advance()
     return results
 
 
@@ -166,6 +178,29 @@ def _reprocess_one(intake: Intake, mail_id: int, sources: _Sources) -> Reprocess
             raise _Skip(f"mail #{mail_id} is not in quarantine (it was {row.outcome}: {row.reason})")
         mailbox, uidvalidity, uid, size, raw = row.mailbox, row.uidvalidity, row.uid, row.size, row.raw
         previous = row.reason
+    with log_context(mailbox=mailbox):
+        result = _decide_again(intake, mail_id, sources, mailbox, uidvalidity, uid, size, raw, previous)
+        log.info(
+            "mail #%s decided again: %s%s",
+            mail_id,
+            result.outcome,
+            f" (case {result.case_ref})" if result.case_ref else "",
+            extra={"case_ref": result.case_ref},
+        )
+    return result
+
+
+def _decide_again(
+    intake: Intake,
+    mail_id: int,
+    sources: _Sources,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    size: int,
+    raw: bytes,
+    previous: str,
+) -> Reprocessed:
     source: MailSource | None = None
     if len(raw) < size:  # only its headers were fetched: it was too large
         source = _source_for(sources, mail_id, mailbox, uidvalidity, size, intake)

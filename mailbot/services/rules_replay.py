@@ -25,6 +25,7 @@ from mailbot.core.decide import decide
 from mailbot.core.reading import ReadingConfig, read
 from mailbot.core.rules.schema import RuleSet
 from mailbot.core.types import CaseFacts, Decision, Reading, ThreadCandidates
+from mailbot.services.progress import Progress, Steps
 from mailbot.services.rules_deciding import RulesContext, mailbox_of
 from mailbot.services.template_check import load_rules_and_templates
 from mailbot.store import repo
@@ -184,17 +185,20 @@ def replay_messages(
     new: RuleSet,
     mailbox: str | None = None,
     new_config: ReadingConfig | None = None,
+    progress: Progress | None = None,
 ) -> ReplayReport:
     """Decide every message under both rule sets; the report lists what the new rules would change.
 
     The mailbox is `mailbox` when given, else the configured mailbox the message was delivered to.
     With `new_config` (a draft with its own lexicons) the mail is read again for the new rules.
+    `progress` hears (done, total) after each message.
     """
-    rows = tuple(
-        _replay_one(source, raw, ctx, old=old, new=new, mailbox=mailbox, new_config=new_config)
-        for source, raw in messages
-    )
-    return ReplayReport(old.version, new.version, rows, draft_reading=new_config is not None)
+    steps = Steps(progress, len(messages))
+    rows = []
+    for source, raw in messages:
+        rows.append(_replay_one(source, raw, ctx, old=old, new=new, mailbox=mailbox, new_config=new_config))
+        steps.advance()
+    return ReplayReport(old.version, new.version, tuple(rows), draft_reading=new_config is not None)
 
 
 def _replay_one(
@@ -222,7 +226,12 @@ def _replay_one(
 
 
 def replay_corpus(
-    corpus_dir: Path, ctx: RulesContext, *, draft_dir: Path, mailbox: str | None = None
+    corpus_dir: Path,
+    ctx: RulesContext,
+    *,
+    draft_dir: Path,
+    mailbox: str | None = None,
+    progress: Progress | None = None,
 ) -> ReplayReport:
     """Decide every .eml under `corpus_dir` with the running rules and with the draft rules in `draft_dir`.
 
@@ -231,7 +240,13 @@ def replay_corpus(
     """
     old, new, new_config = _rule_sets(ctx, draft_dir)
     return replay_messages(
-        corpus_messages(corpus_dir), ctx, old=old, new=new, mailbox=mailbox, new_config=new_config
+        corpus_messages(corpus_dir),
+        ctx,
+        old=old,
+        new=new,
+        mailbox=mailbox,
+        new_config=new_config,
+        progress=progress,
     )
 
 
@@ -242,6 +257,7 @@ def replay_stored(
     draft_dir: Path,
     since: datetime,
     mailbox: str | None = None,
+    progress: Progress | None = None,
 ) -> ReplayReport:
     """Decide the stored mail fetched since `since` (of one mailbox, if given) with both rule sets.
 
@@ -250,15 +266,18 @@ def replay_stored(
     asked today, it would find the case a mail opened itself and put the mail into it, and closed
     cases would no longer be found. Either would show differences that no rule made. The reply
     guard's rate limits belong to the moment of arrival and are not replayed. Mail the rules never
-    decided (duplicates, mail that could not be processed) is counted as skipped.
+    decided (duplicates, mail that could not be processed) is counted as skipped. `progress` hears
+    (done, total) after each stored batch.
     """
     old, new, new_config = _rule_sets(ctx, draft_dir)
     rows: list[ReplayRow] = []
     skipped = 0
     with Session(engine) as session:
         mail_ids = repo.mail_ids_since(session, since, mailbox)
+    steps = Steps(progress, len(mail_ids))
     for start in range(0, len(mail_ids), REPLAY_BATCH):
-        for mail in _stored_batch(engine, mail_ids[start : start + REPLAY_BATCH]):
+        batch_ids = mail_ids[start : start + REPLAY_BATCH]
+        for mail in _stored_batch(engine, batch_ids):
             if not mail.decision.get("trace"):
                 skipped += 1
                 continue
@@ -283,6 +302,7 @@ def replay_stored(
                     stored_version=mail.version,
                 )
             )
+        steps.advance(len(batch_ids))
     return ReplayReport(
         old.version,
         new.version,
