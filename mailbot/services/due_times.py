@@ -1,4 +1,6 @@
-"""Due times: when each case must be answered, counted in working hours from when it was opened.
+"""Due times: when each case must be answered, counted in working hours from when it was opened
+(or from the buyer's mail that reopened it: a reply owed since this morning is not overdue because
+the case was first opened last week).
 
 The intake does not know the policy: a new case has no due time until `fill_due_times` gives it
 one (the queue, the case view and `cases list --overdue` call it first, so a case is never shown
@@ -86,7 +88,8 @@ def fill_due_times(engine: Engine, due: DueSettings, *, limit: int = 10_000) -> 
         with session_scope(engine) as session:
             cases = repo.cases_without_due(session, DUE_STATUSES, min(FILL_BATCH, limit - filled))
             for case in cases:
-                case.due_at = due_at_for(case.created_at, case.category, case.priority, due)
+                owed_since = case.owed_since or case.created_at
+                case.due_at = due_at_for(owed_since, case.category, case.priority, due)
                 session.add(case)
         filled += len(cases)
         if len(cases) < FILL_BATCH:

@@ -52,6 +52,8 @@ def case_for(
                 before = case.status
                 case.status = "open"
                 case.resolved_at = None
+                case.owed_since = now  # the answer is owed from this mail: the due time restarts
+                case.due_at = None
                 effects.events.append(
                     repo.event_row(
                         "status",

@@ -74,6 +74,9 @@ class Case(SQLModel, table=True):
     # due times (migration 0004): when the case must be answered, counted in working hours from
     # created_at by services/due_times.py; NULL until that service has computed it
     due_at: datetime | None = Field(default=None)
+    # (migration 0005) when we last started owing an answer: set when the buyer's mail reopens a
+    # waiting or resolved case, so its due time counts from that mail; NULL means created_at
+    owed_since: datetime | None = Field(default=None)
 
 
 class CaseOrder(SQLModel, table=True):

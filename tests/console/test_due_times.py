@@ -134,3 +134,22 @@ def test_a_category_change_recomputes_the_due_time_from_the_new_categorys_policy
     assert aware(case.due_at) == due_at_for(case.created_at, "report_dispute", case.priority, policy)
     counted = working_time_between(aware(case.created_at), aware(case.due_at), policy.calendar())
     assert counted == timedelta(hours=2) and aware(case.due_at) < aware(first)
+
+
+def test_the_buyers_answer_to_a_waiting_case_restarts_its_due_time_from_that_answer(
+    installation: Installation,
+) -> None:
+    ref = opened(installation)
+    fill_due_times(installation.engine, POLICY)
+    backdate_due(installation, ref, datetime(2026, 1, 5, 9, tzinfo=UTC))  # long overdue before waiting
+    casework.set_status(installation.engine, ref, "waiting", by="ana@support.example")
+    answer = (EML / "due-answer.eml").read_bytes().replace(b"REF000", ref.encode())
+    installation.deliver("pm", answer)
+    installation.poll()
+    case = stored(installation, ref)
+    assert case.status == "open" and case.due_at is None and case.owed_since is not None
+    assert fill_due_times(installation.engine, POLICY) == 1
+    case = stored(installation, ref)
+    assert case.due_at is not None
+    assert aware(case.due_at) == due_at_for(case.owed_since, case.category, case.priority, POLICY)
+    assert aware(case.due_at) > aware(case.owed_since) > aware(case.created_at)

@@ -50,7 +50,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(engine, database_url: str
         "worker",
         "alembic_version",
     } <= names
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
 
 
 def test_ledger_key_is_unique_per_mailbox_uidvalidity_uid(engine) -> None:  # type: ignore[no-untyped-def]
