@@ -264,7 +264,8 @@ def test_an_existing_booking_is_not_a_request_to_book() -> None:
 
 def test_forwarded_content_counts_at_half_weight() -> None:
     m = mail(
-        "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Sup\n\nWe will cancel the inspection."
+        "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: Sup\n\n"
+        "We will cancel the inspection."
     )
     result = classify(m)
     assert result.intent is Intent.CANCELLATION
