@@ -97,11 +97,16 @@ def redact_address(match: re.Match[str]) -> str:
 
 
 class RedactAddresses(logging.Filter):
-    """Masks every address but our own mailboxes' in records at INFO and above."""
+    """Masks every address but our own mailboxes' in records at INFO and above.
 
-    def __init__(self, own: Iterable[str] = ()) -> None:
+    Our own Message-IDs (`<…@message_id_domain>`) look like addresses but name no person; masked,
+    a log line about a reply could no longer be matched to the reply, so that domain is kept.
+    """
+
+    def __init__(self, own: Iterable[str] = (), own_domains: Iterable[str] = ()) -> None:
         super().__init__()
         self.own = frozenset(address.lower() for address in own)
+        self.own_domains = frozenset(domain.lower() for domain in own_domains)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO:
@@ -116,7 +121,8 @@ class RedactAddresses(logging.Filter):
         return True
 
     def _mask(self, match: re.Match[str]) -> str:
-        return match.group(0) if match.group(0).lower() in self.own else redact_address(match)
+        ours = match.group(0).lower() in self.own or match.group(2).lower() in self.own_domains
+        return match.group(0) if ours else redact_address(match)
 
 
 class AddContext(logging.Filter):
@@ -158,10 +164,15 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(fields)}]" if fields else line
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", own_addresses: Iterable[str] = ()) -> None:
+def setup_logging(
+    level: str = "INFO",
+    fmt: str = "text",
+    own_addresses: Iterable[str] = (),
+    own_domains: Iterable[str] = (),
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactSecrets())
-    handler.addFilter(RedactAddresses(own_addresses))
+    handler.addFilter(RedactAddresses(own_addresses, own_domains))
     handler.addFilter(AddContext())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -87,7 +87,9 @@ def _setup_logging(settings: Settings) -> None:
     from mailbot.observability import setup_logging
 
     own = [box.address for box in settings.mailboxes.values()]  # never masked: they are ours, not buyers'
-    setup_logging(settings.log_level, settings.log_format, own_addresses=own)
+    # Our Message-IDs are not people's addresses: kept readable so a log line names its reply.
+    domains = [settings.identity.message_id_domain]
+    setup_logging(settings.log_level, settings.log_format, own_addresses=own, own_domains=domains)
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -103,3 +103,16 @@ def test_a_listen_address_without_a_port_is_one_line_naming_the_key(tmp_path: Pa
         load_settings(path)
     assert "observability.listen" in str(info.value) and "HOST:PORT" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_our_own_message_ids_stay_readable_while_buyer_addresses_are_masked() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactAddresses(["ta-pm@support.example.test"], ["mailbot.example.test"]))
+    logger = logging.getLogger("test.observability.own-domain")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.info("reply <r-17.k7q2xz@mailbot.example.test> to maria.lopez@andes-buyer.example failed")
+    expected = "reply <r-17.k7q2xz@mailbot.example.test> to m***@andes-buyer.example failed"
+    assert stream.getvalue().strip() == expected
