@@ -395,10 +395,13 @@ def _register_optional() -> None:
     from mailbot.cli.eval_cmd import eval_command
     from mailbot.cli.quarantine_cmd import quarantine
     from mailbot.cli.rules_cmd import rules
+    from mailbot.cli.rules_history_cmd import COMMANDS as RULES_HISTORY
 
     main.add_command(demo)
     main.add_command(eval_command)
     main.add_command(quarantine)
+    for command in RULES_HISTORY:
+        rules.add_command(command)
     main.add_command(rules)
 
 

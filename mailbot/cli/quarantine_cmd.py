@@ -20,7 +20,7 @@ from mailbot.cli.progress import progress_bar
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
-    from mailbot.cli.rules_cmd import _since as parse_since
+    from mailbot.cli.rules_history_cmd import _since as parse_since
 
     return parse_since(text, datetime.now(UTC))
 
