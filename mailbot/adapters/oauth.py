@@ -216,8 +216,7 @@ def microsoft_app(config: OAuthConfig, secrets: OAuthSecrets | None = None) -> A
 
     options: dict[str, Any] = {
         "authority": config.effective_authority,
-        "verify": config.ca_file or True,
-        "timeout": config.timeout,
+        "http_client": http_session(config),
         "instance_discovery": False,  # would ask login.microsoftonline.com about a private authority
         "token_cache": msal.TokenCache(),  # in memory only: the cache file is ours
     }
@@ -225,6 +224,24 @@ def microsoft_app(config: OAuthConfig, secrets: OAuthSecrets | None = None) -> A
         secret = (secrets or config.secrets()).client_secret
         return msal.ConfidentialClientApplication(config.client_id, client_credential=secret, **options)
     return msal.PublicClientApplication(config.client_id, **options)
+
+
+def http_session(config: OAuthConfig) -> Any:
+    """A requests session with the config's CA and timeout on every request.
+
+    Per request, not per session: requests lets REQUESTS_CA_BUNDLE in the environment override a
+    session's `verify` (psf/requests#3829), which would silently drop a configured `ca_file`.
+    """
+    import requests
+
+    class _Session(requests.Session):
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            if config.ca_file:
+                kwargs["verify"] = config.ca_file
+            kwargs.setdefault("timeout", config.timeout)
+            return super().request(method, url, *args, **kwargs)
+
+    return _Session()
 
 
 def _microsoft(config: OAuthConfig, secrets: OAuthSecrets, rotated: str | None) -> Token:
@@ -254,11 +271,9 @@ def token_from_msal(result: dict[str, Any] | None) -> Token:
 
 
 def _google(config: OAuthConfig, secrets: OAuthSecrets, rotated: str | None) -> Token:
-    import requests
     from google.auth.transport.requests import Request
 
-    session = requests.Session()
-    session.verify = config.ca_file or True
+    session = http_session(config)
     scopes = config.effective_scopes
     credentials: Any
     if config.flow == "service_account":
