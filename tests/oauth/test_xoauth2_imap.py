@@ -15,6 +15,7 @@ from fixtures.token_server import TokenServer
 
 from mailbot.adapters.imap import ImapSource
 from mailbot.adapters.oauth import TokenError, TokenSource, read_states
+
 from .helpers import google_config, microsoft_config
 
 pytestmark = pytest.mark.imap
@@ -67,7 +68,9 @@ def test_a_token_about_to_expire_is_refreshed_and_the_new_one_logs_in(
     refresh = token_server.add_refresh_token(USER)
     old = token_server.issue(USER, expires_in=60)
     _seed_cache(tmp_path, "pm", access_token=old, expires_at=time.time() + 60)
-    source = TokenSource(microsoft_config(token_server, tmp_path, USER, flow="refresh_token", refresh_token=refresh))
+    source = TokenSource(
+        microsoft_config(token_server, tmp_path, USER, flow="refresh_token", refresh_token=refresh)
+    )
     before = len(token_server.grants())
 
     new = source.token()
@@ -100,7 +103,9 @@ def test_an_expired_token_that_cannot_be_refreshed_is_recorded_as_a_failure(
     refresh = token_server.add_refresh_token(USER)
     token_server.revoke(refresh)
     _seed_cache(tmp_path, "pm", access_token="at-old", expires_at=time.time() - 10)
-    source = TokenSource(microsoft_config(token_server, tmp_path, USER, flow="refresh_token", refresh_token=refresh))
+    source = TokenSource(
+        microsoft_config(token_server, tmp_path, USER, flow="refresh_token", refresh_token=refresh)
+    )
 
     with pytest.raises(TokenError, match="invalid_grant"):
         _login(dovecot_oauth, source)
@@ -117,7 +122,9 @@ def test_google_service_account_acts_as_the_mailbox_user(
     email = "mailbot@project.iam.gserviceaccount.example"
     token_server.add_service_account(
         email,
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
     )
     key_file = {
         "type": "service_account",
@@ -128,7 +135,9 @@ def test_google_service_account_acts_as_the_mailbox_user(
         ).decode(),
         "token_uri": "https://oauth2.googleapis.com/token",  # replaced by the configured token_uri
     }
-    source = TokenSource(google_config(token_server, tmp_path, USER, service_account_key=json.dumps(key_file)))
+    source = TokenSource(
+        google_config(token_server, tmp_path, USER, service_account_key=json.dumps(key_file))
+    )
 
     assert _login(dovecot_oauth, source) > 0
     assert token_server.tokens[source.token()].user == USER  # the JWT's subject: domain-wide delegation
@@ -141,7 +150,12 @@ def test_google_installed_app_refresh_token_logs_in(
     refresh = token_server.add_refresh_token(USER)
     source = TokenSource(
         google_config(
-            token_server, tmp_path, USER, flow="refresh_token", refresh_token=refresh, client_secret="installed-secret"
+            token_server,
+            tmp_path,
+            USER,
+            flow="refresh_token",
+            refresh_token=refresh,
+            client_secret="installed-secret",
         )
     )
 
