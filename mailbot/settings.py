@@ -74,6 +74,7 @@ class OAuthSettings(_Model):
     scopes: list[str] | None = None  # default: the provider's mail scopes for the flow
     authority: str | None = None  # microsoft: default https://login.microsoftonline.com/<tenant>
     token_uri: str | None = None  # google: default https://oauth2.googleapis.com/token
+    auth_uri: str | None = None  # google: the consent page, default https://accounts.google.com/o/oauth2/auth
     ca_file: str | None = None  # trust a private CA for the token endpoint
     refresh_before_seconds: Annotated[int, Field(ge=0, le=3000)] = 300
     timeout: Annotated[float, Field(gt=0)] = 30.0

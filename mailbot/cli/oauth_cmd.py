@@ -25,19 +25,25 @@ def oauth() -> None:
 
 @oauth.command("login")
 @click.argument("account")
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Google only: the 127.0.0.1 port that receives the browser after consent (default: any free one).",
+)
 @pass_ctx
-def oauth_login(ctx: Context, account: str) -> None:
-    """Consent for ACCOUNT (a mailbox name, or "smtp") and store what it yields."""
-    from mailbot.services.oauth import DeviceCode, TokenError, login
+def oauth_login(ctx: Context, account: str, port: int) -> None:
+    """Consent for ACCOUNT (a mailbox name, or "smtp") and store the refresh token it yields."""
+    from mailbot.services.oauth import Consent, TokenError, login
 
     settings = ctx.settings()
 
-    def show(code: DeviceCode) -> None:
-        click.echo(code.message or f"Open {code.verification_uri} and enter the code {code.user_code}")
+    def show(consent: Consent) -> None:
+        click.echo(consent.message)
         click.echo("waiting for the sign-in to finish …")
 
     try:
-        done, token = login(settings, account, show)
+        done, token = login(settings, account, show, port=port)
     except SettingsError as exc:
         fail(str(exc))
     except TokenError as exc:

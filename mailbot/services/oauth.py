@@ -22,16 +22,14 @@ from mailbot.adapters.oauth import (
     TokenSource,
     TokenState,
     cache_dir_in,
-    describe_failure,
     forget,
-    microsoft_app,
     read_states,
-    token_from_msal,
 )
+from mailbot.adapters.oauth_login import Consent, google_installed_app, microsoft_device_code
 from mailbot.settings import OAuthSettings, Settings, SettingsError
 
 SMTP_ACCOUNT = "smtp"
-__all__ = ["SMTP_ACCOUNT", "Account", "AccountStatus", "DeviceCode", "TokenError", "login", "token_source"]
+__all__ = ["SMTP_ACCOUNT", "Account", "AccountStatus", "Consent", "TokenError", "login", "token_source"]
 
 
 @dataclass(frozen=True)
@@ -151,20 +149,14 @@ def password_accounts(settings: Settings) -> list[tuple[str, str]]:
     return rows
 
 
-@dataclass(frozen=True)
-class DeviceCode:
-    """What the admin must do: open `verification_uri` and enter `user_code` (msal's `message`)."""
-
-    message: str
-    verification_uri: str
-    user_code: str
-
-
-def login(settings: Settings, name: str, show: Callable[[DeviceCode], None]) -> tuple[str, Token]:
+def login(
+    settings: Settings, name: str, show: Callable[[Consent], None], *, port: int = 0
+) -> tuple[str, Token]:
     """Consent for one account; returns (what was done, the new token).
 
-    Delegated Microsoft: the device-code flow; the refresh token goes to the secrets dir (0600) under
-    the account's `refresh_token_secret`. App-only flows (client credentials, service account) need no
+    Delegated flows (`refresh_token`): Microsoft's device code, or Google's installed-app consent
+    (a listener on 127.0.0.1:`port`); the refresh token goes to the secrets dir (0600) under the
+    account's `refresh_token_secret`. App-only flows (client credentials, service account) need no
     consent from mailbot: a first token is fetched to prove the registration and its secret work.
     """
     acct = account(settings, name)
@@ -173,31 +165,14 @@ def login(settings: Settings, name: str, show: Callable[[DeviceCode], None]) -> 
     if oauth.flow != "refresh_token":
         token = TokenSource(config).refresh()
         return "no consent needed for this flow: fetched a token with the app's own credentials", token
-    if oauth.provider == "google":
-        raise SettingsError(
-            f"{settings.source}: {acct.key}.flow: Google does not allow the Gmail scope in the device-code "
-            "flow; create the refresh token with Google's installed-app consent (see README, "
-            f'"Microsoft 365 and Gmail (OAuth2)") and store it as the secret {oauth.refresh_token_secret!r}'
-        )
     if settings.secrets.directory is None:
         raise SettingsError(f"{settings.source}: secrets_dir: required to store the refresh token of {name}")
-    try:
-        app = microsoft_app(config)
-        flow = app.initiate_device_flow(scopes=config.effective_scopes)
-        if "user_code" not in flow:
-            token_from_msal(flow)  # raises with the provider's error
-        show(
-            DeviceCode(
-                message=str(flow.get("message", "")),
-                verification_uri=str(flow.get("verification_uri", "")),
-                user_code=str(flow["user_code"]),
-            )
-        )
-        token = token_from_msal(app.acquire_token_by_device_flow(flow))
-    except Exception as exc:
-        raise TokenError(f"OAuth2 login of {acct.label} failed: {describe_failure(exc)}") from exc
+    if oauth.provider == "microsoft":
+        token = microsoft_device_code(config, show)
+    else:
+        token = google_installed_app(config, show, auth_uri=oauth.auth_uri, port=port)
     if not token.refresh_token:
-        raise SettingsError(f"{acct.label}: the provider sent no refresh token (is offline_access allowed?)")
+        raise TokenError(f"OAuth2 login of {acct.label}: the provider sent no refresh token")
     assert oauth.refresh_token_secret is not None
     stored: Path = settings.secrets.put(oauth.refresh_token_secret, token.refresh_token)
     forget(config.cache_dir, acct.name)  # the old rotated refresh token must not win over the new one

@@ -153,3 +153,48 @@ def test_xoauth2_without_an_oauth_table_names_the_missing_table(tmp_path: Path) 
 
     with pytest.raises(SettingsError, match=r"mailboxes\.pm\.imap\.oauth: required when auth = \"xoauth2\""):
         load_settings(config)
+
+
+def test_google_login_receives_the_consent_on_loopback_and_stores_the_refresh_token(
+    tmp_path: Path, token_server: TokenServer
+) -> None:
+    """Gmail's scope has no device flow: the installed-app consent, the browser played by a thread."""
+    import threading
+
+    import requests
+
+    from mailbot.services.oauth import Consent, login
+
+    token_server.add_client("mailbot-installed", "installed-secret")
+    token_server.consent_user = USER
+    config = _config(
+        tmp_path,
+        f"""provider = "google"
+flow = "refresh_token"
+client_id = "mailbot-installed"
+client_secret_secret = "gmail-client-secret"
+refresh_token_secret = "pm-refresh-token"
+token_uri = "{token_server.google_token_uri}"
+auth_uri = "{token_server.google_auth_uri}"
+ca_file = "{token_server.cert.cert}"
+""",
+    )
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gmail-client-secret").write_text("installed-secret")
+    shown: list[Consent] = []
+
+    def browser(consent: Consent) -> None:
+        shown.append(consent)
+        threading.Thread(
+            target=requests.get,
+            args=(consent.url,),
+            kwargs={"verify": str(token_server.cert.cert)},
+            daemon=True,
+        ).start()
+
+    done, token = login(load_settings(config), "pm", browser)
+
+    assert shown[0].url.startswith(token_server.google_auth_uri) and "code_challenge=" in shown[0].url
+    stored = (tmp_path / "secrets" / "pm-refresh-token").read_text().strip()
+    assert token_server.refresh_tokens[stored] == USER and "refresh token stored" in done
+    assert token_server.tokens[token.access_token].user == USER
