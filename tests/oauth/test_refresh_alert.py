@@ -105,3 +105,46 @@ def test_the_alert_clears_once_a_new_refresh_token_works(
     assert poll.returncode == 0, poll.stderr
     status = env.mailbot("status", "--json")
     assert not any("OAuth2" in p for p in json.loads(status.stdout)["problems"])
+
+
+def test_both_mailboxes_and_smtp_work_with_xoauth2_end_to_end(
+    tmp_path: Path, dovecot_oauth: DovecotServer, token_server: TokenServer
+) -> None:
+    """The wiring from config to login: the pm mailbox reads with an app token, the reply leaves over
+    SMTP with the smtp account's own token (and would be refused without one)."""
+    smtp_user = "ta-support@example.test"
+    token_server.add_app("mailbot-public", "pm-app-secret", USERS["pm"])
+    token_server.add_app("mailbot-smtp", "smtp-app-secret", smtp_user)
+
+    def valid(user: str, token: str) -> bool:
+        answer = token_server.introspect(token)
+        return bool(answer["active"]) and answer["email"] == user
+
+    with SmtpCapture(xoauth2=valid) as smtp:
+        env = _installation(tmp_path, dovecot_oauth, smtp, token_server, "unused")
+        text = env.config.read_text().replace('flow = "refresh_token"', 'flow = "client_credentials"')
+        text = text.replace('refresh_token_secret = "pm-refresh-token"', 'client_secret_secret = "pm-app"')
+        text = text.replace(
+            'security = "plain"\n', f'security = "plain"\nusername = "{smtp_user}"\nauth = "xoauth2"\n', 1
+        )
+        text += f"""
+[smtp.oauth]
+provider = "microsoft"
+flow = "client_credentials"
+tenant = "{TENANT}"
+client_id = "mailbot-smtp"
+client_secret_secret = "smtp-app"
+authority = "{token_server.authority}"
+ca_file = "{token_server.cert.cert}"
+"""
+        env.config.write_text(text)
+        (tmp_path / "secrets" / "pm-app").write_text("pm-app-secret")
+        env.env["MAILBOT_SECRET_SMTP_APP"] = "smtp-app-secret"
+        env.append("pm", str(EML / "pm-question.eml"))
+
+        poll = env.poll()
+
+        assert poll.returncode == 0, poll.stdout + poll.stderr
+        assert "pm: 1 fetched" in poll.stdout
+        [reply] = smtp.wait_for(1)
+        assert reply.login == smtp_user and reply.rcpt_tos == ["li.wei@sunrise-import.example"]
