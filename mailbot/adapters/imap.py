@@ -30,6 +30,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from mailbot.adapters.maildir import bare_message_id
+from mailbot.adapters.oauth import TokenProvider
 from mailbot.adapters.ports import HEADER_LIMIT, FetchedMessage, SourceError
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class ImapConfig:
     username: str
     password: str = field(default="", repr=False)
     # XOAUTH2 instead of LOGIN: called at every login for an access token (adapters/oauth.TokenSource).
-    token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    token: TokenProvider | None = field(default=None, repr=False, compare=False)
     security: Security = "tls"
     ca_file: str | None = None
     folder: str = "INBOX"
@@ -155,9 +156,13 @@ class _Connection:
             if config.security == "starttls":
                 with self.guard("STARTTLS"):
                     client.starttls(context)
-            if token is not None:
-                with self.guard("XOAUTH2 login"):
-                    client.oauth2_login(config.username, token)
+            if token is not None and config.token is not None:
+                try:
+                    with self.guard("XOAUTH2 login"):
+                        client.oauth2_login(config.username, token)
+                except SourceError:
+                    config.token.forget(token)  # the next login asks the provider for a new one
+                    raise
             else:
                 with self.guard("login"):
                     client.login(config.username, config.password)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mailbot.adapters.ports import SourceError
 
@@ -51,6 +51,14 @@ DEFAULT_SCOPES: dict[tuple[str, str], tuple[str, ...]] = {
     ("google", "service_account"): ("https://mail.google.com/",),
     ("google", "refresh_token"): ("https://mail.google.com/",),
 }
+
+
+class TokenProvider(Protocol):
+    """What the IMAP and SMTP adapters log in with: a token now, and word back when it was refused."""
+
+    def __call__(self) -> str: ...
+
+    def forget(self, token: str) -> None: ...
 
 
 class TokenError(SourceError):
@@ -155,6 +163,15 @@ class TokenSource:
             if isinstance(access, str) and fresh:
                 return access
             return self._refresh(data).access_token
+
+    def forget(self, token: str) -> None:
+        """The server refused `token` (revoked early, consent withdrawn): the next call refreshes
+        instead of offering it again until it expires by the clock."""
+        with self._lock:
+            data = self._cache.load()
+            if data.get("access_token") == token:
+                data["expires_at"] = 0
+                self._cache.save(data)
 
     def refresh(self) -> Token:
         """A new token now, whatever the cache holds (`mailbot oauth login` for the app-only flows)."""

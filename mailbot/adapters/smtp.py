@@ -35,7 +35,7 @@ from typing import Literal, Self
 
 from mailbot.adapters.imap import client_tls_context, explain_network_error, is_loopback
 from mailbot.adapters.maildir import message_file_name, write_atomically
-from mailbot.adapters.oauth import xoauth2_string
+from mailbot.adapters.oauth import TokenProvider, xoauth2_string
 from mailbot.adapters.ports import SendError, SourceError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     # AUTH XOAUTH2 instead of a password: called at every connection for an access token.
-    token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    token: TokenProvider | None = field(default=None, repr=False, compare=False)
     ca_file: str | None = None
     timeout: float = 30.0
     final_reply_timeout: float = 600.0  # the wait for the answer to DATA's final "."
@@ -166,7 +166,14 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError, UnicodeError) as exc:
             if conn is not None:
                 conn.close()
-            raise self._error("connecting", exc) from exc
+            error = self._error("connecting", exc)
+            refused = isinstance(exc, smtplib.SMTPAuthenticationError)
+            if refused and token is not None and config.token is not None:
+                config.token.forget(token)  # the next connection asks the provider for a new one
+                # A refused token is the account's problem (revoked consent, a lapsed grant), never the
+                # reply's: it must not fail a reply for good when met on a reconnect mid-drain.
+                raise SendError(str(error), permanent=False) from exc
+            raise error from exc
         self._conn = conn
         return conn
 

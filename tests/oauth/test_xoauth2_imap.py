@@ -15,6 +15,7 @@ from fixtures.token_server import TokenServer
 
 from mailbot.adapters.imap import ImapSource
 from mailbot.adapters.oauth import TokenError, TokenSource, read_states
+from mailbot.adapters.ports import SourceError
 
 from .helpers import google_config, microsoft_config
 
@@ -162,14 +163,18 @@ def test_google_installed_app_refresh_token_logs_in(
     assert _login(dovecot_oauth, source) > 0
 
 
-def test_dovecot_refuses_a_token_the_provider_no_longer_knows(
+def test_a_token_dovecot_refuses_is_replaced_at_the_next_login(
     dovecot_oauth: DovecotServer, token_server: TokenServer, tmp_path: Path
 ) -> None:
-    """The negative control: the login really depends on the token, not on the user name."""
+    """The login really depends on the token (not the user name), and a token the server refuses
+    before its time is not offered again: the next login refreshes."""
+    token_server.add_app("mailbot-app", "app-secret-1", USER)
     token = token_server.issue(USER, expires_in=3600)
     token_server.expire(token)
     _seed_cache(tmp_path, "pm", access_token=token, expires_at=time.time() + 3600)
-    source = TokenSource(microsoft_config(token_server, tmp_path, USER, client_secret="unused"))
+    source = TokenSource(microsoft_config(token_server, tmp_path, USER, client_secret="app-secret-1"))
 
-    with pytest.raises(Exception, match="XOAUTH2 login failed"):
+    with pytest.raises(SourceError, match="XOAUTH2 login failed"):
         _login(dovecot_oauth, source)
+    assert _login(dovecot_oauth, source) > 0
+    assert source.token() != token

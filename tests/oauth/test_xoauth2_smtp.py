@@ -52,19 +52,23 @@ def test_a_reply_is_sent_after_auth_xoauth2_with_the_providers_token(
     assert oauth_smtp.xoauth2_tokens == [source.token()]
 
 
-def test_a_token_the_server_refuses_is_a_permanent_send_error(
+def test_a_token_the_server_refuses_is_a_temporary_send_error_and_is_replaced_next_time(
     oauth_smtp: SmtpCapture, token_server: TokenServer, tmp_path: Path
 ) -> None:
+    token_server.add_app("mailbot-app", "app-secret-1", SENDER)
     stale = token_server.issue(SENDER, expires_in=3600)
     token_server.expire(stale)
-    source = TokenSource(microsoft_config(token_server, tmp_path, SENDER, client_secret="unused"))
+    source = TokenSource(microsoft_config(token_server, tmp_path, SENDER, client_secret="app-secret-1"))
     (tmp_path / "pm.json").write_text(f'{{"access_token": "{stale}", "expires_at": 9999999999}}')
 
     with pytest.raises(SendError, match="535") as failure, _transport(oauth_smtp, source):
         pass
-
-    assert failure.value.permanent
+    assert not failure.value.permanent  # the account's problem: the reply waits, it is not failed for good
     assert oauth_smtp.messages == []
+
+    with _transport(oauth_smtp, source) as transport:
+        transport.send(REPLY, mail_from=SENDER, rcpt_to=["li.wei@sunrise-import.example"])
+    assert oauth_smtp.xoauth2_tokens == [stale, source.token()]
 
 
 def test_a_failed_token_refresh_is_a_temporary_send_error_and_opens_no_connection(
