@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mailbot.settings_due import DueSettings
+from mailbot.settings_oauth import Auth, OAuthSettings, auth_problem
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MAILBOT_CONFIG"
@@ -51,33 +52,6 @@ def _tcp_port(value: int) -> int:
 
 
 Port = Annotated[int, AfterValidator(_tcp_port)]
-
-
-Auth = Literal["password", "xoauth2"]
-
-
-class OAuthSettings(_Model):
-    """`[mailboxes.NAME.imap.oauth]` / `[smtp.oauth]`: where an XOAUTH2 access token comes from.
-
-    Only names of secrets appear here (`*_secret`), like everywhere else; `authority`, `token_uri`
-    and `ca_file` exist for private clouds and for the loopback token server of the tests.
-    """
-
-    provider: Literal["microsoft", "google"]
-    flow: Literal["client_credentials", "refresh_token", "service_account"]
-    tenant: str | None = None  # microsoft: the directory (tenant) id or its domain
-    client_id: str | None = None
-    client_secret_secret: str | None = None
-    refresh_token_secret: str | None = None
-    service_account_key_secret: str | None = None  # google: the JSON key file's content
-    subject: str | None = None  # google service account: the user to act as (default: the username)
-    scopes: list[str] | None = None  # default: the provider's mail scopes for the flow
-    authority: str | None = None  # microsoft: default https://login.microsoftonline.com/<tenant>
-    token_uri: str | None = None  # google: default https://oauth2.googleapis.com/token
-    auth_uri: str | None = None  # google: the consent page, default https://accounts.google.com/o/oauth2/auth
-    ca_file: str | None = None  # trust a private CA for the token endpoint
-    refresh_before_seconds: Annotated[int, Field(ge=0, le=3000)] = 300
-    timeout: Annotated[float, Field(gt=0)] = 30.0
 
 
 class ImapSettings(_Model):
@@ -436,6 +410,9 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
             if box.imap.processed_action == "move" and not box.imap.move_to:
                 raise SettingsError(f'{path}: {key}.imap.move_to: required when processed_action = "move"')
             _check_auth(box.imap.auth, box.imap.password_secret, box.imap.oauth, f"{path}: {key}.imap")
+            smtp_oauth = raw.smtp is not None and raw.smtp.auth == "xoauth2"
+            if name == "smtp" and box.imap.auth == "xoauth2" and smtp_oauth:
+                raise SettingsError(f'{path}: {key}: "smtp" names the [smtp] OAuth2 account; rename it')
         if box.source == "maildir" and box.maildir is None:
             raise SettingsError(f'{path}: {key}.maildir: required when source = "maildir"')
     _check_distinct_mailboxes(raw, path)
@@ -493,36 +470,10 @@ def _absolute_oauth(oauth: OAuthSettings, base: Path) -> OAuthSettings:
     return oauth.model_copy(update={"ca_file": str(_resolve(base, oauth.ca_file))})
 
 
-# What each provider's flow needs from the config file (besides the secrets it names).
-_OAUTH_FLOWS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("microsoft", "client_credentials"): ("tenant", "client_id", "client_secret_secret"),
-    ("microsoft", "refresh_token"): ("tenant", "client_id", "refresh_token_secret"),
-    ("google", "service_account"): ("service_account_key_secret",),
-    ("google", "refresh_token"): ("client_id", "client_secret_secret", "refresh_token_secret"),
-}
-
-
 def _check_auth(auth: str, password_secret: str | None, oauth: OAuthSettings | None, key: str) -> None:
-    """One line naming the key when the chosen authentication lacks what it needs."""
-    if auth == "password":
-        if password_secret is None and key.endswith(".imap"):
-            raise SettingsError(f'{key}.password_secret: required when auth = "password" (the default)')
-        return
-    if oauth is None:
-        raise SettingsError(
-            f'{key}.oauth: required when auth = "xoauth2" (provider, flow and the client settings)'
-        )
-    needed = _OAUTH_FLOWS.get((oauth.provider, oauth.flow))
-    if needed is None:
-        offered = " or ".join(f'"{f}"' for p, f in _OAUTH_FLOWS if p == oauth.provider)
-        raise SettingsError(
-            f'{key}.oauth.flow: "{oauth.flow}" is not a flow of provider "{oauth.provider}"; use {offered}'
-        )
-    for name in needed:
-        if not getattr(oauth, name):
-            raise SettingsError(
-                f'{key}.oauth.{name}: required for provider "{oauth.provider}" with flow "{oauth.flow}"'
-            )
+    problem = auth_problem(auth, password_secret, oauth, key)
+    if problem is not None:
+        raise SettingsError(problem)
 
 
 def _absolute_smtp(smtp: SmtpSettings | None, base: Path) -> SmtpSettings | None:

@@ -3,8 +3,8 @@
 An "account" is a mailbox whose `[mailboxes.NAME.imap]` says `auth = "xoauth2"` (named after the
 mailbox) or the `[smtp]` account (named "smtp"). The runtime asks `token_source` for the callable
 the IMAP and SMTP adapters log in with; `mailbot oauth status` reads `account_statuses`, and
-`mailbot oauth login` runs `login` (device code for the delegated Microsoft flow, a first token for
-the app-only flows, to prove the registration works).
+`mailbot oauth login` runs `login` (Microsoft's device code or Google's consent page for the
+delegated flows; a first token for the app-only flows, to prove the registration works).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from mailbot.adapters.oauth import (
     read_states,
 )
 from mailbot.adapters.oauth_login import Consent, google_installed_app, microsoft_device_code
-from mailbot.settings import OAuthSettings, Settings, SettingsError
+from mailbot.settings import Settings, SettingsError
+from mailbot.settings_oauth import OAuthSettings
 
 SMTP_ACCOUNT = "smtp"
 __all__ = ["SMTP_ACCOUNT", "Account", "AccountStatus", "Consent", "TokenError", "login", "token_source"]
