@@ -83,7 +83,7 @@ def oauth_status(ctx: Context, as_json: bool) -> None:
         for status in statuses:
             click.echo(status.describe(now))
         for label, auth in password_accounts(settings):
-            click.echo(f"{label:<16} {auth}")
+            click.echo(f"{label:<20} {auth}")
         if not statuses:
             click.echo('no account uses OAuth2 (auth = "xoauth2")')
     if bad:

@@ -120,7 +120,7 @@ class AccountStatus:
 
     def describe(self, now: float) -> str:
         acct = self.account
-        head = f"{acct.label:<16} {acct.oauth.provider}/{acct.oauth.flow} as {acct.username}"
+        head = f"{acct.label:<20} {acct.oauth.provider}/{acct.oauth.flow} as {acct.username}"
         state = self.state
         if state is None or state.expires_at is None:
             failed = f"; last refresh FAILED: {state.last_error}" if state and state.last_error else ""
