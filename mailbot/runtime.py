@@ -17,11 +17,12 @@ from sqlalchemy.engine import Engine
 
 from mailbot.adapters.imap import ImapConfig, ImapSentCopies, ImapSource
 from mailbot.adapters.maildir import FolderSentCopies, MaildirSource
+from mailbot.adapters.oauth import TokenSource
 from mailbot.adapters.ports import MailSource, ReplyTransport, SentCopies
 from mailbot.adapters.smtp import FolderTransport, SmtpConfig, SmtpTransport
 from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
-from mailbot.services import coordination
+from mailbot.services import coordination, oauth
 from mailbot.services.coordination import Liveness, WorkerIdentity
 from mailbot.services.health import HealthPolicy
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
@@ -62,6 +63,8 @@ class Runtime:
     # Set by the worker: keep each IMAP mailbox's session logged in between polls (see ImapSource).
     keep_connections: bool = False
     _kept: dict[str, ImapSource] = field(default_factory=dict, init=False, repr=False)
+    # One token source per XOAUTH2 account, shared by its polls, IDLE and Sent-folder connections.
+    _tokens: dict[str, TokenSource] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.intake.should_stop = self._should_stop
@@ -92,13 +95,17 @@ class Runtime:
         box = self.settings.mailboxes[mailbox]
         assert box.imap is not None
         imap = box.imap
+        xoauth2 = imap.auth == "xoauth2"
         return ImapConfig(
             host=imap.host,
             port=imap.port,
             username=imap.username,
-            password=self.settings.secrets.get(
+            password=""
+            if xoauth2 or imap.password_secret is None
+            else self.settings.secrets.get(
                 imap.password_secret, key=f"mailboxes.{mailbox}.imap.password_secret"
             ),
+            token=self.token_source(mailbox) if xoauth2 else None,
             security=imap.security,
             ca_file=imap.ca_file,
             folder=imap.folder,
@@ -109,6 +116,14 @@ class Runtime:
             read_timeout=imap.read_timeout,
             batch_size=imap.batch_size,
         )
+
+    def token_source(self, account: str) -> TokenSource:
+        """The XOAUTH2 token source of a mailbox (or "smtp"), made once per process."""
+        with self._lock:
+            source = self._tokens.get(account)
+            if source is None:
+                source = self._tokens[account] = oauth.token_source(self.settings, account)
+            return source
 
     def idle_config(self, mailbox: str) -> ImapConfig | None:
         """The IMAP settings to wait on with IDLE, or None: a Maildir mailbox, or `idle = false`."""
@@ -137,9 +152,10 @@ class Runtime:
         smtp = self.settings.smtp
         if smtp is None:
             return FolderTransport(self.settings.outbox_dir)
+        xoauth2 = smtp.auth == "xoauth2"
         password = (
             self.settings.secrets.get(smtp.password_secret, key="smtp.password_secret")
-            if smtp.password_secret
+            if smtp.password_secret and not xoauth2
             else None
         )
         return SmtpTransport(
@@ -149,6 +165,7 @@ class Runtime:
                 security=smtp.security,
                 username=smtp.username,
                 password=password,
+                token=self.token_source(oauth.SMTP_ACCOUNT) if xoauth2 else None,
                 ca_file=smtp.ca_file,
                 timeout=smtp.timeout,
             )

@@ -19,11 +19,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mailbot.settings_due import DueSettings
+from mailbot.settings_oauth import Auth, OAuthSettings, auth_problem
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MAILBOT_CONFIG"
 SECRET_ENV_PREFIX = "MAILBOT_SECRET_"  # noqa: S105 (a name prefix, not a secret)
-_FORBIDDEN_SECRET_KEYS = {"password", "token", "secret", "client_secret", "access_token"}
+_FORBIDDEN_SECRET_KEYS = {"password", "token", "secret", "client_secret", "access_token", "refresh_token"}
 
 
 class SettingsError(Exception):
@@ -57,7 +58,9 @@ class ImapSettings(_Model):
     host: str
     port: Port | None = None
     username: str
-    password_secret: str = Field(description="name of the secret holding the password")
+    auth: Auth = "password"
+    password_secret: str | None = Field(default=None, description="name of the secret holding the password")
+    oauth: OAuthSettings | None = None
     security: Literal["tls", "starttls", "plain"] = "tls"
     ca_file: str | None = None
     folder: str = "INBOX"
@@ -97,7 +100,9 @@ class SmtpSettings(_Model):
     port: Port | None = None
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str | None = None
+    auth: Auth = "password"
     password_secret: str | None = None
+    oauth: OAuthSettings | None = None
     ca_file: str | None = None
     timeout: float = 30.0
 
@@ -243,6 +248,23 @@ class _Secrets:
     def __repr__(self) -> str:
         return "<secrets hidden>"
 
+    @property
+    def directory(self) -> Path | None:
+        return self._dir
+
+    def put(self, name: str, value: str) -> Path:
+        """Store a secret mailbot obtained itself (a refresh token after consent), readable by us only."""
+        if self._dir is None:
+            raise SettingsError("secrets_dir: not set; it is needed to store a secret mailbot obtains itself")
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = self._dir / name
+        temporary = self._dir / f".{name}.new"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+        temporary.replace(target)
+        return target
+
     @staticmethod
     def env_name(name: str) -> str:
         return SECRET_ENV_PREFIX + name.upper().replace("-", "_").replace(".", "_")
@@ -387,12 +409,20 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
                 )
             if box.imap.processed_action == "move" and not box.imap.move_to:
                 raise SettingsError(f'{path}: {key}.imap.move_to: required when processed_action = "move"')
+            _check_auth(box.imap.auth, box.imap.password_secret, box.imap.oauth, f"{path}: {key}.imap")
+            smtp_oauth = raw.smtp is not None and raw.smtp.auth == "xoauth2"
+            if name == "smtp" and box.imap.auth == "xoauth2" and smtp_oauth:
+                raise SettingsError(f'{path}: {key}: "smtp" names the [smtp] OAuth2 account; rename it')
         if box.source == "maildir" and box.maildir is None:
             raise SettingsError(f'{path}: {key}.maildir: required when source = "maildir"')
     _check_distinct_mailboxes(raw, path)
     if raw.smtp is not None and raw.smtp.security == "plain" and not is_loopback(raw.smtp.host):
         raise SettingsError(f'{path}: smtp.security: "plain" is only allowed for a loopback host')
-    if raw.smtp is not None and raw.smtp.username and not raw.smtp.password_secret:
+    if raw.smtp is not None and raw.smtp.auth == "xoauth2":
+        if not raw.smtp.username:
+            raise SettingsError(f'{path}: smtp.username: required when smtp.auth = "xoauth2"')
+        _check_auth("xoauth2", None, raw.smtp.oauth, f"{path}: smtp")
+    elif raw.smtp is not None and raw.smtp.username and not raw.smtp.password_secret:
         raise SettingsError(f"{path}: smtp.password_secret: required when smtp.username is set")
     data_dir = _resolve(base, raw.data_dir)
     url = raw.database.url or f"sqlite:///{data_dir / 'mailbot.db'}"
@@ -409,9 +439,7 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
         database_url_without_password=url,
         database_password_secret=raw.database.password_secret,
         mailboxes={name: _absolute_paths(box, base) for name, box in raw.mailboxes.items()},
-        smtp=raw.smtp.model_copy(update={"ca_file": str(_resolve(base, raw.smtp.ca_file))})
-        if raw.smtp is not None and raw.smtp.ca_file
-        else raw.smtp,
+        smtp=_absolute_smtp(raw.smtp, base),
         outbox=raw.outbox,
         limits=raw.limits,
         health=raw.health,
@@ -424,10 +452,39 @@ def _finish(raw: _FileSettings, path: Path) -> Settings:
 
 def _absolute_paths(box: MailboxSettings, base: Path) -> MailboxSettings:
     """`ca_file` is relative to the config file, like every other path in it (not to the cwd)."""
-    if box.imap is None or not box.imap.ca_file:
+    if box.imap is None:
         return box
-    imap = box.imap.model_copy(update={"ca_file": str(_resolve(base, box.imap.ca_file))})
-    return box.model_copy(update={"imap": imap})
+    update: dict[str, object] = {}
+    if box.imap.ca_file:
+        update["ca_file"] = str(_resolve(base, box.imap.ca_file))
+    if box.imap.oauth is not None and box.imap.oauth.ca_file:
+        update["oauth"] = _absolute_oauth(box.imap.oauth, base)
+    if not update:
+        return box
+    return box.model_copy(update={"imap": box.imap.model_copy(update=update)})
+
+
+def _absolute_oauth(oauth: OAuthSettings, base: Path) -> OAuthSettings:
+    if not oauth.ca_file:
+        return oauth
+    return oauth.model_copy(update={"ca_file": str(_resolve(base, oauth.ca_file))})
+
+
+def _check_auth(auth: str, password_secret: str | None, oauth: OAuthSettings | None, key: str) -> None:
+    problem = auth_problem(auth, password_secret, oauth, key)
+    if problem is not None:
+        raise SettingsError(problem)
+
+
+def _absolute_smtp(smtp: SmtpSettings | None, base: Path) -> SmtpSettings | None:
+    if smtp is None:
+        return None
+    update: dict[str, object] = {}
+    if smtp.ca_file:
+        update["ca_file"] = str(_resolve(base, smtp.ca_file))
+    if smtp.oauth is not None and smtp.oauth.ca_file:
+        update["oauth"] = _absolute_oauth(smtp.oauth, base)
+    return smtp.model_copy(update=update) if update else smtp
 
 
 def _check_distinct_mailboxes(raw: _FileSettings, path: Path) -> None:
@@ -501,12 +558,29 @@ def check_secrets(settings: Settings) -> None:
     """Fail at start-up, not at the first poll, when a secret a connecting command needs is missing."""
     for name, box in settings.mailboxes.items():
         if box.enabled and box.source == "imap" and box.imap is not None:
-            settings.secrets.get(
-                box.imap.password_secret, key=f"{settings.source}: mailboxes.{name}.imap.password_secret"
-            )
-    if settings.smtp is not None and settings.smtp.password_secret:
-        settings.secrets.get(settings.smtp.password_secret, key=f"{settings.source}: smtp.password_secret")
+            key = f"{settings.source}: mailboxes.{name}.imap"
+            if box.imap.auth == "xoauth2" and box.imap.oauth is not None:
+                _check_oauth_secrets(settings, box.imap.oauth, key, name)
+            elif box.imap.password_secret is not None:
+                settings.secrets.get(box.imap.password_secret, key=f"{key}.password_secret")
+    smtp = settings.smtp
+    if smtp is not None and smtp.auth == "xoauth2" and smtp.oauth is not None:
+        _check_oauth_secrets(settings, smtp.oauth, f"{settings.source}: smtp", "smtp")
+    elif smtp is not None and smtp.password_secret:
+        settings.secrets.get(smtp.password_secret, key=f"{settings.source}: smtp.password_secret")
     if settings.database_password_secret is not None:
         settings.secrets.get(
             settings.database_password_secret, key=f"{settings.source}: database.password_secret"
         )
+
+
+def _check_oauth_secrets(settings: Settings, oauth: OAuthSettings, key: str, account: str) -> None:
+    for name in ("client_secret_secret", "service_account_key_secret"):
+        secret = getattr(oauth, name)
+        if secret:
+            settings.secrets.get(secret, key=f"{key}.oauth.{name}")
+    if oauth.refresh_token_secret:
+        try:
+            settings.secrets.get(oauth.refresh_token_secret, key=f"{key}.oauth.refresh_token_secret")
+        except SettingsError as exc:
+            raise SettingsError(f"{exc} (or run `mailbot oauth login {account}` to store one)") from None

@@ -30,6 +30,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from mailbot.adapters.maildir import bare_message_id
+from mailbot.adapters.oauth import TokenProvider
 from mailbot.adapters.ports import HEADER_LIMIT, FetchedMessage, SourceError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ class ImapConfig:
     host: str
     port: int | None = None  # None: 993 for "tls", 143 otherwise
     username: str
-    password: str = field(repr=False)
+    password: str = field(default="", repr=False)
+    # XOAUTH2 instead of LOGIN: called at every login for an access token (adapters/oauth.TokenSource).
+    token: TokenProvider | None = field(default=None, repr=False, compare=False)
     security: Security = "tls"
     ca_file: str | None = None
     folder: str = "INBOX"
@@ -81,6 +84,8 @@ class ImapConfig:
     def __post_init__(self) -> None:
         if self.security not in _DEFAULT_PORTS:
             raise ValueError(f'IMAP security must be "tls", "starttls" or "plain", not {self.security!r}')
+        if self.token is None and not self.password:
+            raise ValueError("IMAP needs a password, or a token source for XOAUTH2")
         if self.security == "plain" and not is_loopback(self.host):
             raise ValueError(
                 f'IMAP security "plain" would send the password unencrypted; it is only allowed for a '
@@ -135,6 +140,8 @@ class _Connection:
 
     def open(self) -> Any:
         config = self.config
+        # The token first: a refresh that fails leaves no half-open connection behind.
+        token = config.token() if config.token is not None else None
         timeout = imapclient.SocketTimeout(connect=config.connect_timeout, read=config.read_timeout)
         with self.guard("connect"):
             context = client_tls_context(config.ca_file) if config.security != "plain" else None
@@ -149,8 +156,16 @@ class _Connection:
             if config.security == "starttls":
                 with self.guard("STARTTLS"):
                     client.starttls(context)
-            with self.guard("login"):
-                client.login(config.username, config.password)
+            if token is not None and config.token is not None:
+                try:
+                    with self.guard("XOAUTH2 login"):
+                        client.oauth2_login(config.username, token)
+                except SourceError:
+                    config.token.forget(token)  # the next login asks the provider for a new one
+                    raise
+            else:
+                with self.guard("login"):
+                    client.login(config.username, config.password)
         except SourceError:
             _shutdown(client)
             raise
@@ -260,6 +275,12 @@ class ImapSource:
 
     def __enter__(self) -> Self:
         conn = self._conn
+        if conn.client is not None and self.config.token is not None:
+            try:
+                self.config.token()  # refreshed ahead of expiry; a failed refresh fails this poll loudly
+            except SourceError:
+                conn.close()
+                raise
         if conn.client is not None:
             try:
                 self._select(conn.client)

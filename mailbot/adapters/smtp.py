@@ -35,7 +35,8 @@ from typing import Literal, Self
 
 from mailbot.adapters.imap import client_tls_context, explain_network_error, is_loopback
 from mailbot.adapters.maildir import message_file_name, write_atomically
-from mailbot.adapters.ports import SendError
+from mailbot.adapters.oauth import TokenProvider, xoauth2_string
+from mailbot.adapters.ports import SendError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class SmtpConfig:
     security: Security = "tls"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # AUTH XOAUTH2 instead of a password: called at every connection for an access token.
+    token: TokenProvider | None = field(default=None, repr=False, compare=False)
     ca_file: str | None = None
     timeout: float = 30.0
     final_reply_timeout: float = 600.0  # the wait for the answer to DATA's final "."
@@ -63,7 +66,9 @@ class SmtpConfig:
             raise ValueError(f'SMTP security must be "tls", "starttls" or "plain", not {self.security!r}')
         if self.security == "plain" and not is_loopback(self.host):
             raise ValueError(f'SMTP security "plain" is only allowed for a loopback host, not {self.host!r}')
-        if (self.username is None) != (self.password is None):
+        if self.token is not None and self.username is None:
+            raise ValueError("SMTP XOAUTH2 needs the username the token belongs to")
+        if self.token is None and (self.username is None) != (self.password is None):
             raise ValueError("SMTP username and password go together: set both or neither")
         if self.timeout <= 0 or self.final_reply_timeout <= 0:
             raise ValueError("SMTP timeout must be positive")
@@ -75,6 +80,18 @@ class SmtpConfig:
     @property
     def server(self) -> str:
         return f"{self.host}:{self.effective_port}"
+
+
+def _xoauth2(conn: smtplib.SMTP, username: str, token: str) -> None:
+    """AUTH XOAUTH2 with the token as initial response; after a 334 error challenge, an empty line
+    ends the exchange (as the mechanism requires) and the server's 5xx becomes SMTPAuthenticationError."""
+    if not conn.has_extn("auth") or "XOAUTH2" not in conn.esmtp_features.get("auth", "").upper().split():
+        raise smtplib.SMTPNotSupportedError("the server does not offer AUTH XOAUTH2")
+
+    def respond(challenge: bytes | None = None) -> str:
+        return xoauth2_string(username, token) if challenge is None else ""
+
+    conn.auth("XOAUTH2", respond, initial_response_ok=True)
 
 
 class _Dropped(Exception):
@@ -114,6 +131,12 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         config = self.config
         conn: smtplib.SMTP | None = None
+        token = None
+        if config.token is not None:  # before connecting: a failed refresh leaves no connection open
+            try:
+                token = config.token()
+            except SourceError as exc:  # temporary for the outbox: it retries once the token works
+                raise SendError(f"SMTP {config.server}: {exc}", permanent=False) from exc
         try:
             context = client_tls_context(config.ca_file) if config.security != "plain" else None
             if config.security == "tls":
@@ -136,12 +159,21 @@ class SmtpTransport:
             if config.security == "starttls":
                 conn.starttls(context=context)
                 conn.ehlo()
-            if config.username is not None and config.password is not None:
+            if token is not None and config.username is not None:
+                _xoauth2(conn, config.username, token)
+            elif config.username is not None and config.password is not None:
                 conn.login(config.username, config.password)
         except (smtplib.SMTPException, OSError, UnicodeError) as exc:
             if conn is not None:
                 conn.close()
-            raise self._error("connecting", exc) from exc
+            error = self._error("connecting", exc)
+            refused = isinstance(exc, smtplib.SMTPAuthenticationError)
+            if refused and token is not None and config.token is not None:
+                config.token.forget(token)  # the next connection asks the provider for a new one
+                # A refused token is the account's problem (revoked consent, a lapsed grant), never the
+                # reply's: it must not fail a reply for good when met on a reconnect mid-drain.
+                raise SendError(str(error), permanent=False) from exc
+            raise error from exc
         self._conn = conn
         return conn
 

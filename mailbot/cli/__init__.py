@@ -393,12 +393,14 @@ def outbox_retry(ctx: Context, item_id: int) -> None:
 def _register_optional() -> None:
     from mailbot.cli.demo_cmd import demo
     from mailbot.cli.eval_cmd import eval_command
+    from mailbot.cli.oauth_cmd import oauth
     from mailbot.cli.quarantine_cmd import quarantine
     from mailbot.cli.rules_cmd import rules
     from mailbot.cli.rules_history_cmd import COMMANDS as RULES_HISTORY
 
     main.add_command(demo)
     main.add_command(eval_command)
+    main.add_command(oauth)
     main.add_command(quarantine)
     for command in RULES_HISTORY:
         rules.add_command(command)

@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from mailbot.adapters.oauth import TokenState, cache_dir_in
+from mailbot.adapters.oauth import read_states as read_token_states
 from mailbot.adapters.templates import check_templates as check_templates_in
 from mailbot.services.rules_admin import RulesStatusFile
 from mailbot.store import guards
@@ -80,6 +82,7 @@ class Health:
     quarantined_over_budget: int
     template_problems: tuple[str, ...]
     rules_error: str | None = None  # why the worker refused the rule files on disk, if it did
+    tokens: tuple[TokenState, ...] = ()  # the XOAUTH2 accounts' tokens (from the data dir's oauth/)
     reply_ceiling_alert_at: datetime | None = None  # the global reply ceiling fired in the last hour
     problems: tuple[str, ...] = field(default=())  # every reason for being unhealthy, one line each
 
@@ -119,6 +122,17 @@ class Health:
             "template_problems": list(self.template_problems),
             "rules_error": self.rules_error,
             "reply_ceiling_alert_at": _iso(self.reply_ceiling_alert_at),
+            "oauth": [
+                {
+                    "account": t.account,
+                    "provider": t.provider,
+                    "flow": t.flow,
+                    "expires_at": _iso(_from_unix(t.expires_at)),
+                    "refresh_failures": t.failures,
+                    "last_error": t.last_error,
+                }
+                for t in self.tokens
+            ],
         }
 
 
@@ -164,6 +178,8 @@ def check_health(
             f"outbox: the global ceiling of automatic replies per hour was reached at {_iso(ceiling)}; "
             "automatic replies are held back (raise limits.replies_total_per_hour if this is expected)"
         )
+    tokens = _tokens(policy)
+    problems += _token_problems(tokens, policy)
     rules_error = _rules_error(policy.data_dir) if policy.data_dir is not None else None
     if rules_error:
         problems.append(f"rules: {rules_error}")
@@ -178,11 +194,41 @@ def check_health(
         quarantined_over_budget=over_budget,
         template_problems=templates,
         rules_error=rules_error,
+        tokens=tokens,
         reply_ceiling_alert_at=ceiling,
         problems=tuple(
             " ".join(problem.split()) for problem in problems
         ),  # one line each, whatever the source
     )
+
+
+def _tokens(policy: HealthPolicy) -> tuple[TokenState, ...]:
+    """The tokens of the configured accounts (a mailbox since switched back to a password is not one)."""
+    if policy.data_dir is None:
+        return ()
+    states = read_token_states(cache_dir_in(policy.data_dir))
+    return tuple(s for s in states if s.account in policy.poll_intervals or s.account == "smtp")
+
+
+def _token_problems(tokens: tuple[TokenState, ...], policy: HealthPolicy) -> list[str]:
+    """A refresh that failed is an alert at once, not when the token finally lapses: the admin may
+    need to consent again (`mailbot oauth login`), and that takes a person."""
+    problems = []
+    for token in tokens:
+        if not token.last_error:
+            continue
+        label = f"mailbox {token.account}" if token.account in policy.poll_intervals else token.account
+        since = f" at {_iso(_from_unix(token.failed_at))}" if token.failed_at is not None else ""
+        problems.append(
+            f"{label}: OAuth2 token refresh failed{since}: {token.last_error} "
+            "(see `mailbot oauth status`; a delegated account may need "
+            f"`mailbot oauth login {token.account}`)"
+        )
+    return problems
+
+
+def _from_unix(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
 def _rules_error(data_dir: Path) -> str | None:

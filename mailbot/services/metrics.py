@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -195,7 +195,7 @@ class _Facts(Collector):
         with self._lock:
             self._cached = None
 
-    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily | CounterMetricFamily]:
         health, _error = self.health()
         database = GaugeMetricFamily("mailbot_database_up", "1 when the database answered this scrape")
         database.add_metric([], 1.0 if health is not None else 0.0)
@@ -239,3 +239,23 @@ class _Facts(Collector):
         yield last_ok
         yield lag
         yield up
+        yield from _token_metrics(health, now)
+
+
+def _token_metrics(health: Health, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Token expiry per XOAUTH2 account (negative once expired) and the refresh failures counted so far
+    (in the token cache, so failures of `poll --once` runs and earlier worker processes count too)."""
+    expiry = GaugeMetricFamily(
+        "mailbot_oauth_token_expiry_seconds",
+        "Seconds until the account's OAuth2 access token expires (negative: expired)",
+        labels=["account"],
+    )
+    failures = CounterMetricFamily(
+        "mailbot_oauth_refresh_failures", "OAuth2 token refreshes that failed", labels=["account"]
+    )
+    for token in health.tokens:
+        if token.expires_at is not None:
+            expiry.add_metric([token.account], token.expires_at - now.timestamp())
+        failures.add_metric([token.account], float(token.failures))
+    yield expiry
+    yield failures
