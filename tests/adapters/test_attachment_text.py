@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import signal
 import time
 from pathlib import Path
 
@@ -62,3 +63,21 @@ def test_a_decompression_bomb_stops_at_the_safety_limit() -> None:
     [answer] = READER([AttachmentFile("bomb.pdf", "pdf", attached("pdf-bomb.eml"))], AttachmentLimits())
     assert time.perf_counter() - started < 1.0
     assert str(answer).startswith("PDF over a safety limit")
+
+
+def test_opening_a_pdf_whose_xref_must_be_rebuilt_is_cut_off_at_the_time_bound() -> None:
+    # 40,000 objects and a startxref pointing nowhere: pypdf reads every object to rebuild the
+    # table before any page can be looked at (several seconds), with no place to check a clock.
+    objects = b"".join(b"%d 0 obj << /A [1 2 3] >> endobj\n" % i for i in range(40_000))
+    data = b"%PDF-1.4\n" + objects + b"startxref\n123\n%%EOF\n"
+    started = time.perf_counter()
+    [answer] = READER([AttachmentFile("rebuilt.pdf", "pdf", data)], AttachmentLimits(seconds=0.3))
+    assert time.perf_counter() - started < 0.3 + 0.2
+    assert str(answer) == "time bound reached (0.3 s for a mail's attachments)"
+
+
+def test_the_alarm_is_put_back_as_it_was_after_reading() -> None:
+    before = signal.getsignal(signal.SIGALRM)
+    READER([AttachmentFile("PI.pdf", "pdf", attached("pdf-order.eml"))], AttachmentLimits(seconds=0.3))
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
