@@ -611,10 +611,10 @@ def _consider(
                 budget.reasons -= 1
                 rejected.append(RejectedCandidate(_shown(c.written), c.source, verdict.reasons[0]))
             continue
-        if c.source == "signature" and not verdict.has_context:
-            rejected.append(
-                RejectedCandidate(_shown(c.written), c.source, "in the signature without an order word")
-            )
+        if c.source in {"signature", "attachment"} and not verdict.has_context:
+            # A signature or a document is full of numbers the sender did not write about.
+            why = f"in {_SOURCE_WORDS[c.source]} without an order word"
+            rejected.append(RejectedCandidate(_shown(c.written), c.source, why))
             continue
         _add(target, c, verdict, index, where)
     if skipped:

@@ -193,3 +193,15 @@ def test_a_pdf_decompression_bomb_is_skipped_with_a_defect_naming_it() -> None:
     assert time.perf_counter() - started < 1.0
     [defect] = defects_naming(reading, "PI-2026-0412.pdf")
     assert defect.startswith("attachment PI-2026-0412.pdf not read: PDF over a safety limit")
+
+
+def test_a_number_in_an_attachment_without_an_order_word_is_not_taken() -> None:
+    # A catalogue or a spec sheet is full of long numbers (model numbers joined across a table).
+    message = EmailMessage()
+    message["From"] = "buyer@shop.example"
+    message["Subject"] = "models"
+    message.set_content("The list is attached.")
+    message.add_attachment("Models: 9111-520  9111-285 8204\n5255505705959407\n", filename="models.txt")
+    reading = read(message.as_bytes(), identity=IDENTITY, config=CONFIG)
+    assert reading.orders.numbers == ()
+    assert {r.reason for r in reading.orders.rejected} == {"in an attachment without an order word"}
