@@ -1,10 +1,10 @@
 """Everything the core reads out of one raw message, before any rule or store lookup.
 
 parse → attachment texts (when the reading config reads attachments) → automation → thread keys →
-orders → language → intent, each stage seeing what the earlier ones found. `read` never raises: a stage that fails is replaced by its safe answer and the
-failure is written into the mail's defects, so the message is still routed (or quarantined by
-the rules) instead of being lost. The safe answer for automation is "machine": when in doubt,
-do not reply.
+orders → language → intent, each stage seeing what the earlier ones found. `read` never raises: a
+stage that fails is replaced by its safe answer and the failure is written into the mail's
+defects, so the message is still routed (or quarantined by the rules) instead of being lost. The
+safe answer for automation is "machine": when in doubt, do not reply.
 """
 
 from __future__ import annotations
