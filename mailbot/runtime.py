@@ -20,6 +20,7 @@ from mailbot.adapters.maildir import FolderSentCopies, MaildirSource
 from mailbot.adapters.oauth import TokenSource
 from mailbot.adapters.ports import MailSource, ReplyTransport, SentCopies
 from mailbot.adapters.smtp import FolderTransport, SmtpConfig, SmtpTransport
+from mailbot.core.attachments import AttachmentLimits
 from mailbot.core.replies import ReplyLimits
 from mailbot.core.types import Identity
 from mailbot.services import coordination, oauth
@@ -294,6 +295,12 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         rules_every=1.0,
         known_mailboxes=frozenset(settings.mailboxes),
         on_change=RulesStatusFile.in_data_dir(settings.data_dir).write,
+        attachment_limits=AttachmentLimits(
+            max_bytes=settings.limits.attachment_max_bytes,
+            max_pages=settings.limits.attachment_max_pages,
+            max_chars=settings.limits.attachment_max_chars,
+            seconds=settings.limits.attachment_seconds,
+        ),
     )
     rules.reading()  # no lexicons, no reading: say so at start-up, not at the first poll
     intake = Intake(

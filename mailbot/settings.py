@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from mailbot.settings_due import DueSettings
 from mailbot.settings_oauth import Auth, OAuthSettings, auth_problem
@@ -158,6 +166,22 @@ class LimitsSettings(_Model):
     replies_per_sender_per_hour: Annotated[int, Field(ge=0)] = 5
     replies_per_sender_per_day: Annotated[int, Field(ge=0)] = 20
     replies_total_per_hour: Annotated[int, Field(ge=0)] = 5000
+    # Attachments read for order numbers (PDF, Outlook .msg, text, CSV); see core/attachments.py.
+    attachment_max_bytes: Annotated[int, Field(ge=0)] = 5 * 1024 * 1024  # larger ones are skipped
+    attachment_max_pages: Annotated[int, Field(ge=1, le=1000)] = 10  # of each PDF, from the first
+    attachment_max_chars: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000  # text kept per file
+    attachment_seconds: Annotated[float, Field(gt=0, le=600)] = 2.0  # all PDF/.msg files of one mail
+
+    @field_validator("attachment_seconds")
+    @classmethod
+    def _attachments_within_budget(cls, value: float, info: ValidationInfo) -> float:
+        budget = info.data.get("message_budget_seconds")
+        if budget is not None and value >= budget:
+            raise ValueError(
+                f"must be less than message_budget_seconds ({budget:g}): reading attachments is part of "
+                "reading the mail"
+            )
+        return value
 
 
 class IdentitySettings(_Model):

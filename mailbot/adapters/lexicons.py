@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mailbot.adapters.attachment_text import AttachmentTextReader
+from mailbot.core.attachments import AttachmentLimits, AttachmentReading
 from mailbot.core.automation import AutomationConfig
 from mailbot.core.bounded_patterns import PatternProblem, bounded
 from mailbot.core.errors import RuleFileError
@@ -262,8 +264,16 @@ def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> N
             out.intents.append(Phrase(text, name, language, weight))
 
 
-def load_reading_config(rules_dir: Path) -> ReadingConfig:
-    """Build the ReadingConfig from a rules directory; raises RuleFileError on the first mistake."""
+DEFAULT_ATTACHMENT_LIMITS = AttachmentLimits()
+
+
+def load_reading_config(
+    rules_dir: Path, attachment_limits: AttachmentLimits = DEFAULT_ATTACHMENT_LIMITS
+) -> ReadingConfig:
+    """Build the ReadingConfig from a rules directory; raises RuleFileError on the first mistake.
+
+    Attachments are read with `attachment_limits` (the `[limits]` settings where the caller has
+    them; the defaults for tools that read mail without a configuration)."""
     orders_path = rules_dir / "orders.toml"
     order_values = _orders_file(_Source(orders_path, str(orders_path))) if orders_path.exists() else {}
     lexicon_dir = rules_dir / "lexicons"
@@ -291,4 +301,5 @@ def load_reading_config(rules_dir: Path) -> ReadingConfig:
         intents=IntentLexicon(tuple(out.intents), service_words=tuple(out.service)),
         profiles=tuple(out.profiles),
         languages=tuple(out.languages),
+        attachments=AttachmentReading(attachment_limits, AttachmentTextReader()),
     )

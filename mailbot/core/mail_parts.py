@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mailbot.core.parse import decode_words
@@ -47,13 +48,12 @@ def _filename(part: email.message.Message, index: int) -> str:
     return cleaned[:200] or f"attachment-{index + 1}"
 
 
-def attachment_parts(raw: bytes) -> tuple[AttachmentPart, ...]:
-    """Every leaf part that is not the body text: files, inline images, unknown types."""
+def _leaves(raw: bytes) -> Iterator[tuple[email.message.Message, str]]:
+    """Every leaf part that is not the body text, with its content type, in message order."""
     try:
         message = email.message_from_bytes(raw, policy=email.policy.compat32)
     except Exception:
-        return ()
-    found: list[AttachmentPart] = []
+        return
     for count, part in enumerate(message.walk()):
         if count > MAX_PARTS:
             break
@@ -69,17 +69,63 @@ def attachment_parts(raw: bytes) -> tuple[AttachmentPart, ...]:
             has_name = False
         if ctype in {"text/plain", "text/html"} and disposition != "attachment" and not has_name:
             continue
-        try:
-            data = part.get_payload(decode=True)
-        except Exception:
-            data = b""
+        yield part, ctype
+
+
+def _data(part: email.message.Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = b""
+    return data if isinstance(data, bytes) else b""
+
+
+def attachment_parts(raw: bytes) -> tuple[AttachmentPart, ...]:
+    """Every leaf part that is not the body text: files, inline images, unknown types."""
+    found: list[AttachmentPart] = []
+    for part, ctype in _leaves(raw):
         index = len(found)
-        found.append(
-            AttachmentPart(
-                index=index,
-                filename=_filename(part, index),
-                content_type=ctype,
-                data=data if isinstance(data, bytes) else b"",
-            )
-        )
+        found.append(AttachmentPart(index, _filename(part, index), ctype, _data(part)))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class SelectedPart:
+    """An attachment chosen for reading; `data` is None when it is larger than the caller allows
+    (it was then never decoded), and `size` is its decoded size, or an estimate from its base64."""
+
+    filename: str
+    content_type: str
+    size: int
+    data: bytes | None
+
+
+def _estimated_size(part: email.message.Message) -> int | None:
+    """The decoded size of a base64 part from its length, without decoding it."""
+    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+        return None
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return None
+    return (len(payload) - sum(payload.count(c) for c in " \t\r\n=")) * 3 // 4
+
+
+def selected_parts(
+    raw: bytes, select: Callable[[str, str], bool], *, max_bytes: int
+) -> tuple[SelectedPart, ...]:
+    """The attachments `select(filename, content_type)` wants, each decoded only when it is at
+    most `max_bytes`: a 20 MB scan is skipped for its size without being decoded first."""
+    found: list[SelectedPart] = []
+    index = 0
+    for part, ctype in _leaves(raw):
+        name = _filename(part, index)
+        index += 1
+        if not select(name, ctype):
+            continue
+        estimate = _estimated_size(part)
+        if estimate is not None and estimate > max_bytes:
+            found.append(SelectedPart(name, ctype, estimate, None))
+            continue
+        data = _data(part)
+        found.append(SelectedPart(name, ctype, len(data), data if len(data) <= max_bytes else None))
     return tuple(found)

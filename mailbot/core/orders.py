@@ -8,7 +8,8 @@ next to it: the nearest context word before it decides whether it is an order or
 
 Sources rank by freshness: the sender's new text first (with links to the order page, then what
 only the HTML version shows, then the signature when an order word marks a number there), then
-the subject, forwarded content and attachment names. Quoted history only counts for an order of
+the subject, forwarded content, attachment names and the text of attachments (a PDF, .msg, text
+or CSV file: core/attachments.py). Quoted history only counts for an order of
 the case, or in one of our own case threads when nothing fresher names an order. Every accepted
 number carries its reasons; every rejected one says why it was rejected.
 """
@@ -37,7 +38,8 @@ _TIER = {
     "subject": 3,
     "forwarded": 4,
     "attachment_name": 5,
-    "quoted": 6,
+    "attachment": 6,  # the text of an attached PDF, .msg, text or CSV file
+    "quoted": 7,
 }
 _SOURCE_WORDS = {
     "new_text": "the new text",
@@ -47,6 +49,7 @@ _SOURCE_WORDS = {
     "subject": "the subject",
     "forwarded": "forwarded content",
     "attachment_name": "an attachment name",
+    "attachment": "an attachment",
     "quoted": "quoted history",
 }
 
@@ -505,6 +508,7 @@ class _Found:
     position: tuple[int, int]
     score: float
     reasons: list[str]
+    where: str = ""  # the source in words when it is more than the tier says: "attachment PI.pdf"
 
 
 def extract_orders(
@@ -533,6 +537,9 @@ def extract_orders(
     for index, attachment in enumerate(mail.attachments):
         if attachment.filename:
             _consider(accepted, rejected, attachment.filename, "attachment_name", config, budget, index)
+    for index, extracted in enumerate(mail.attachment_texts):
+        where = f"attachment {extracted.filename}"
+        _consider(accepted, rejected, extracted.text, "attachment", config, budget, index, where)
     _apply_corrections(mail, config, accepted, rejected)
 
     fresh = bool(accepted)
@@ -560,7 +567,7 @@ def extract_orders(
             number=f.number,
             score=round(f.score, 2),
             source=f.source,
-            reasons=(f"found in {_SOURCE_WORDS[f.source]}", *dict.fromkeys(f.reasons)),
+            reasons=(f"found in {f.where or _SOURCE_WORDS[f.source]}", *dict.fromkeys(f.reasons)),
         )
         for f in ordered
     )
@@ -590,6 +597,7 @@ def _consider(
     config: OrderConfig,
     budget: _Budget,
     index: int = 0,
+    where: str = "",
 ) -> None:
     if not source_text or not _ANY_DIGIT.search(source_text):
         return
@@ -603,12 +611,12 @@ def _consider(
                 budget.reasons -= 1
                 rejected.append(RejectedCandidate(_shown(c.written), c.source, verdict.reasons[0]))
             continue
-        if c.source == "signature" and not verdict.has_context:
-            rejected.append(
-                RejectedCandidate(_shown(c.written), c.source, "in the signature without an order word")
-            )
+        if c.source in {"signature", "attachment"} and not verdict.has_context:
+            # A signature or a document is full of numbers the sender did not write about.
+            why = f"in {_SOURCE_WORDS[c.source]} without an order word"
+            rejected.append(RejectedCandidate(_shown(c.written), c.source, why))
             continue
-        _add(target, c, verdict, index)
+        _add(target, c, verdict, index, where)
     if skipped:
         rejected.append(
             RejectedCandidate(
@@ -619,16 +627,16 @@ def _consider(
         )
 
 
-def _add(target: dict[str, _Found], c: _Candidate, verdict: _Verdict, index: int) -> None:
+def _add(target: dict[str, _Found], c: _Candidate, verdict: _Verdict, index: int, where: str = "") -> None:
     source = c.source
     existing = target.get(c.digits)
     if existing is not None:
         if source != existing.source:
-            existing.reasons.append(f"also in {_SOURCE_WORDS[source]}")
+            existing.reasons.append(f"also in {where or _SOURCE_WORDS[source]}")
         existing.score = max(existing.score, verdict.score)
         existing.reasons.extend(r for r in verdict.reasons if r not in existing.reasons)
         return
-    target[c.digits] = _Found(c.digits, source, (index, c.start), verdict.score, list(verdict.reasons))
+    target[c.digits] = _Found(c.digits, source, (index, c.start), verdict.score, list(verdict.reasons), where)
 
 
 def _html_new_text(mail: InboundMail, config: OrderConfig) -> str:

@@ -1,10 +1,10 @@
 """Everything the core reads out of one raw message, before any rule or store lookup.
 
-parse → automation → thread keys → orders → language → intent, each stage seeing what the
-earlier ones found. `read` never raises: a stage that fails is replaced by its safe answer and the
-failure is written into the mail's defects, so the message is still routed (or quarantined by
-the rules) instead of being lost. The safe answer for automation is "machine": when in doubt,
-do not reply.
+parse → attachment texts (when the reading config reads attachments) → automation → thread keys →
+orders → language → intent, each stage seeing what the earlier ones found. `read` never raises: a
+stage that fails is replaced by its safe answer and the failure is written into the mail's
+defects, so the message is still routed (or quarantined by the rules) instead of being lost. The
+safe answer for automation is "machine": when in doubt, do not reply.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
+from mailbot.core.attachments import AttachmentReading, read_attachments, readable
 from mailbot.core.automation import AutomationConfig, detect_automation
 from mailbot.core.conversation import thread_keys
 from mailbot.core.intent import IntentLexicon, classify_intent
@@ -42,6 +43,8 @@ class ReadingConfig:
     intents: IntentLexicon
     profiles: tuple[LanguageProfile, ...]
     languages: tuple[str, ...]
+    # PDF, .msg, text and CSV attachments are read for order numbers; None: they are not.
+    attachments: AttachmentReading | None = None
 
 
 def _failed(stage: str, exc: Exception) -> str:
@@ -52,6 +55,13 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     """Read one message. Total: returns a Reading for any bytes."""
     mail = parse(raw)
     problems: list[str] = []
+    if config.attachments is not None and readable(mail.attachments):
+        try:
+            texts, skipped = read_attachments(raw, mail, config.attachments)
+            mail = dataclasses.replace(mail, attachment_texts=texts)
+            problems.extend(skipped)
+        except Exception as exc:
+            problems.append(_failed("attachment reading", exc))
 
     try:
         automation = detect_automation(mail, identity, config.automation)

@@ -61,6 +61,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class AttachmentText:
+    """The text read out of one attachment (a PDF, an Outlook .msg, a text or CSV file), bounded.
+
+    Kept apart from the body: order numbers found here rank below the sender's new text and above
+    quoted history, and the decision names the file they came from.
+    """
+
+    filename: str
+    text: str
+
+
+@dataclass(frozen=True)
 class DeliveryReport:
     """What a bounce (multipart/report or an old-style plain-text NDR) says about which message."""
 
@@ -123,6 +135,7 @@ class InboundMail:
     # Message-IDs of a returned message inside a report (its rfc822 part or its returned headers).
     returned_message_ids: tuple[str, ...] = ()
     received: tuple[ReceivedHop, ...] = ()  # the Received chain, first relay first
+    attachment_texts: tuple[AttachmentText, ...] = ()  # set by reading (core/attachments.py), not parse
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitively; None when absent."""
@@ -156,7 +169,7 @@ class OrderRef:
 
     number: str  # digits only
     score: float
-    source: str  # subject | new_text | quoted | forwarded | html | attachment_name | url
+    source: str  # subject | new_text | quoted | forwarded | html | attachment_name | attachment | url
     reasons: tuple[str, ...] = ()
 
 

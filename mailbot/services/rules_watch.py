@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailbot.adapters.lexicons import load_reading_config
+from mailbot.adapters.lexicons import DEFAULT_ATTACHMENT_LIMITS, load_reading_config
 from mailbot.adapters.maildir import write_atomically
 from mailbot.adapters.rulefiles import read_reading_sources, read_routing_sources
 from mailbot.adapters.template_files import TemplateFiles, fingerprint
 from mailbot.adapters.template_sandbox import DEFAULT_LIMITS, RenderLimits
 from mailbot.adapters.templates import TemplateStore, read_template_files
+from mailbot.core.attachments import AttachmentLimits
 from mailbot.core.errors import RuleFileError
 from mailbot.core.reading import ReadingConfig
 from mailbot.core.rules.schema import RuleSet, RuleSetErrors
@@ -149,12 +150,14 @@ class RulesWatcher:
         on_change: Callable[[RulesStatus], None] | None = None,
         templates_dir: Path | None = None,
         template_limits: RenderLimits = DEFAULT_LIMITS,
+        attachment_limits: AttachmentLimits = DEFAULT_ATTACHMENT_LIMITS,
         templates_every: float = 2.0,
         rules_every: float = 0.0,
     ) -> None:
         self.rules_dir = Path(rules_dir)
         self.templates_dir = Path(templates_dir) if templates_dir is not None else None
         self._template_limits = template_limits
+        self._attachment_limits = attachment_limits
         self._templates_every = templates_every
         # Reading and hashing the rule files costs ~1 ms: the worker looks at most every `rules_every`
         # seconds (an edit still takes effect within a second), not at every message.
@@ -246,7 +249,7 @@ class RulesWatcher:
         if not (self.rules_dir / "lexicons").is_dir():
             return ruleset, None, store  # a folder of routing files only (a draft being checked)
         try:
-            return ruleset, load_reading_config(self.rules_dir), store
+            return ruleset, load_reading_config(self.rules_dir, self._attachment_limits), store
         except RuleFileError as error:
             raise RuleSetErrors([error]) from None
 

@@ -330,3 +330,16 @@ def test_an_unknown_time_zone_is_one_line(tmp_path: Path) -> None:
 def test_working_hours_that_end_before_they_start_are_refused(tmp_path: Path) -> None:
     message = error_of(write(tmp_path, MINIMAL + '[due]\nhours = "18:00-09:00"\n'))
     assert "due.hours: the working day must end after it starts" in message
+
+
+def test_attachment_limits_default_and_can_be_set(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL)).limits.attachment_max_pages == 10
+    text = "[limits]\nattachment_max_bytes = 0\nattachment_seconds = 1.5\n" + MINIMAL
+    limits = load_settings(write(tmp_path, text)).limits
+    assert (limits.attachment_max_bytes, limits.attachment_seconds) == (0, 1.5)
+
+
+def test_attachment_seconds_over_the_message_budget_names_the_key(tmp_path: Path) -> None:
+    text = "[limits]\nmessage_budget_seconds = 3\nattachment_seconds = 5\n" + MINIMAL
+    message = error_of(write(tmp_path, text))
+    assert "limits.attachment_seconds: must be less than message_budget_seconds (3)" in message
