@@ -110,14 +110,30 @@ class _Tally:
         self.strongest[intent] = max(self.strongest.get(intent, 0.0), weight)
 
 
+def _false_friend(phrase: Phrase, language: str) -> bool:
+    """A short Latin-script word of another language than the mail's: a false friend more often
+    than a borrowed word. Vietnamese "sai" (wrong) is Portuguese "sai" (comes out); a mail in one
+    language borrows longer words from another ("Saya mau cancel production monitoring")."""
+    word = phrase.text.rstrip("*")
+    return bool(language) and phrase.language != language and len(word) <= 3 and word.isascii()
+
+
 def _score(
-    tally: _Tally, matcher: PhraseMatcher, text: str, where: str, factor: float, strong: float = 0.0
+    tally: _Tally,
+    matcher: PhraseMatcher,
+    text: str,
+    where: str,
+    factor: float,
+    strong: float = 0.0,
+    language: str = "",
 ) -> dict[Intent, str]:
     """Add the phrases found in one part of the mail; return the intents that had a phrase of at
     least `strong` weight there (with that phrase), when `strong` is given."""
     found: dict[Intent, str] = {}
     seen: set[tuple[str, str]] = set()
     for hit in _find(matcher, text):
+        if _false_friend(hit.phrase, language):
+            continue
         key = (hit.phrase.tag, hit.phrase.text)
         if key in seen:
             continue  # a phrase counts once per part, however often it is repeated
@@ -176,10 +192,10 @@ def classify_intent(
     subject_factor = lexicons.reply_subject_factor if is_reply else lexicons.subject_factor
     body = mail.new_text if mail.new_text.strip() else ("" if mail.forwarded_text.strip() else mail.text)
     strong = 0.0 if is_reply else lexicons.stated_weight
-    in_subject = _score(tally, lexicons._matcher, subject, "the subject", subject_factor, strong)
-    in_text = _score(tally, lexicons._matcher, body[:_MAX_CHARS], "the text", 1.0, strong)
+    in_subject = _score(tally, lexicons._matcher, subject, "the subject", subject_factor, strong, language)
+    in_text = _score(tally, lexicons._matcher, body[:_MAX_CHARS], "the text", 1.0, strong, language)
     forwarded = mail.forwarded_text[:_MAX_CHARS]
-    _score(tally, lexicons._matcher, forwarded, "forwarded text", lexicons.forwarded_factor)
+    _score(tally, lexicons._matcher, forwarded, "forwarded text", lexicons.forwarded_factor, 0.0, language)
     ranked = _ranked(tally)
 
     if keys.our_message_ids or keys.case_refs:
@@ -203,6 +219,11 @@ def classify_intent(
         bulk and spam > 0 and best_topic < 1.5 and not orders.orders
     ):
         return IntentResult(Intent.SPAM, spam, _reasons(tally, Intent.SPAM), ranked)
+    # A newsletter or a mailing list names no order of ours; whatever it reports about freight
+    # rates or inspections, nobody asks us anything. (An ERP's notice names the order: read on.)
+    if bulk and not orders.orders:
+        why = f"bulk mail ({automation.kind.value}) that names no order number: {automation.reason}"
+        return IntentResult(Intent.SPAM, spam, (why, *_reasons(tally, Intent.SPAM)), ranked)
     # Phishing imitates the platform and names order numbers; what gives it away is a sender our
     # server could not authenticate, writing like bulk mail.
     verdict, how = auth_verdict(mail)

@@ -1,4 +1,5 @@
-"""Off-topic mail: a person's mail that is no request of ours is not answered.
+"""Mail that is no request of ours (off-topic mail, newsletters) is not answered, and a short word
+of another language does not decide what a mail asks.
 
 The lexicon here is the test's own (a few words), so a supervisor's edit of rules/ cannot change
 what these tests say about the rule itself.
@@ -80,3 +81,30 @@ def test_without_service_words_configured_nothing_is_off_topic() -> None:
 def test_off_topic_is_scored_against_the_spam_label_of_the_labelled_sets() -> None:
     assert scored_intent(Intent.OFF_TOPIC) == "spam"
     assert scored_intent(Intent.CANCELLATION) == "cancellation"
+
+
+def test_a_newsletter_naming_no_order_is_spam_whatever_it_reports_about_our_services() -> None:
+    mail = parse((EML / "trade-newsletter.eml").read_bytes())
+    listed = AutomationVerdict(AutomationKind.LIST, "List-Id: Asia Sourcing Weekly")
+    result = classify_intent(mail, listed, NO_KEYS, NO_ORDERS, "en", LEXICON)
+    assert result.intent is Intent.SPAM
+    assert result.reasons[0].startswith("bulk mail (list) that names no order number")
+
+
+def test_bulk_mail_naming_an_order_is_read_for_what_it_asks() -> None:
+    mail = parse((EML / "terse-cancellation.eml").read_bytes())
+    erp = AutomationVerdict(AutomationKind.AUTO_GENERATED, "Precedence: bulk")
+    orders = OrderExtraction(orders=(OrderRef("3909797815690838", 1.0, "new_text"),))
+    assert classify_intent(mail, erp, NO_KEYS, orders, "en", LEXICON).intent is Intent.CANCELLATION
+
+
+def test_a_short_word_of_another_language_is_a_false_friend_and_does_not_count() -> None:
+    mail = parse((EML / "service-question.eml").read_bytes())
+    lexicon = IntentLexicon(
+        phrases=(Phrase("who", "report_dispute", "vi", 2.0), Phrase("who", "general_question", "en", 1.0)),
+        service_words=LEXICON.service_words,
+    )
+    result = classify_intent(mail, HUMAN, NO_KEYS, NO_ORDERS, "en", lexicon)
+    assert dict(result.scores) == {Intent.GENERAL_QUESTION: 1.0}
+    in_vietnamese = classify_intent(mail, HUMAN, NO_KEYS, NO_ORDERS, "vi", lexicon)
+    assert dict(in_vietnamese.scores)[Intent.REPORT_DISPUTE] == 2.0
