@@ -175,6 +175,7 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
         forwarded_text=forwarded,
         attachments=tuple(body.attachments),
         report=report,
+        text_from_html=bool(html) and not plain.strip(),
         returned_message_ids=tuple(dict.fromkeys(body.returned_ids))[:20],
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
         received=parsed.received,
