@@ -52,7 +52,7 @@ def ingest_one(
     except Exception as exc:  # a bug or a poison message: keep it, say why, go on
         log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
         with session.begin_nested():
-            _quarantine(intake, session, mailbox, uidvalidity, message, exc)
+            _quarantine(intake, session, mailbox, uidvalidity, message, exc, _sha(message, result.reading))
         report.quarantined += 1
         return
     batch.events.extend(effects.events)
@@ -129,7 +129,7 @@ def reapply(
                 "reason": reason[:2000],
                 "raw": message.raw,
                 "size": message.full_size,
-                "sha256": hashlib.sha256(message.raw).hexdigest(),
+                "sha256": _sha(message, result.reading),
             },
         )
         event = repo.event_row(
@@ -149,8 +149,20 @@ def _quarantine_reason(exc: Exception) -> str:
     return f"processing failed: {type(exc).__name__}: {exc}"
 
 
+def _sha(message: FetchedMessage, reading: Reading | None) -> str:
+    """The SHA-256 of the raw message: the parser's, computed once per message; only a message
+    that could not be read at all has its bytes hashed here."""
+    return reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
+
+
 def _quarantine(
-    intake: Intake, session: Session, mailbox: str, uidvalidity: int, message: FetchedMessage, exc: Exception
+    intake: Intake,
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    message: FetchedMessage,
+    exc: Exception,
+    sha: str,
 ) -> None:
     if repo.ledger_by_key(session, mailbox, uidvalidity, message.uid) is not None:
         return
@@ -161,7 +173,7 @@ def _quarantine(
         mailbox,
         uidvalidity,
         message,
-        hashlib.sha256(message.raw).hexdigest(),
+        sha,
         now,
         Outcome.QUARANTINED,
         _quarantine_reason(exc),
@@ -245,7 +257,7 @@ def _apply(
     effects: Effects,
 ) -> Outcome:
     now = intake.clock()
-    sha = reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
+    sha = _sha(message, reading)
 
     def record(outcome: Outcome, reason: str, **more: Any) -> int:
         effects.mail_id = _record(
