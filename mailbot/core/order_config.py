@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from mailbot.core.bounded_patterns import BoundedPattern, bounded
 from mailbot.core.phrases import Phrase, PhraseMatcher
+from mailbot.core.scripts import NO_SCRIPTS, Scripts
 
 
 def _digit_table() -> dict[int, int]:
@@ -75,6 +76,8 @@ class OrderConfig:
     # At most this many numbers of an order number's length are judged per mail: a mail listing
     # tens of thousands is a machine's dump, and judging them all would hold up the mailbox.
     max_candidates: int = 1000
+    # Which letters belong to scripts written without spaces (rules/scripts.toml).
+    scripts: Scripts = NO_SCRIPTS
     matchers: Matchers = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -98,9 +101,9 @@ class Matchers:
         ]
         params = "|".join(re.escape(p) for p in config.url_params)
         return Matchers(
-            keywords=PhraseMatcher(keywords),
+            keywords=PhraseMatcher(keywords, config.scripts),
             corrections=PhraseMatcher(
-                Phrase(word, "correction", lang) for lang, word in config.correction_words
+                (Phrase(word, "correction", lang) for lang, word in config.correction_words), config.scripts
             ),
             # Supervisors write these: matched in linear time (see bounded_patterns).
             patterns=tuple((name, bounded(rx)) for name, rx in config.decoy_patterns),
@@ -121,18 +124,9 @@ def strong_chain(max_group: int) -> re.Pattern[str]:
     return re.compile(rf"(?P<chain>{group}(?:{STRONG_GAP.pattern}{group})+)|(?P<one>[0-9]+)")
 
 
-def is_spaced_letter(char: str) -> bool:
+def is_spaced_letter(char: str, scripts: Scripts) -> bool:
     """A letter of a script that separates words with spaces (Latin, Cyrillic, Greek, Arabic...)."""
-    if not char.isalpha():
-        return False
-    code = ord(char)
-    return not (
-        0x2E80 <= code <= 0x9FFF
-        or 0xAC00 <= code <= 0xD7AF
-        or 0x3040 <= code <= 0x30FF
-        or 0xF900 <= code <= 0xFAFF
-        or 0xFF00 <= code <= 0xFFEF
-    )
+    return char.isalpha() and not scripts.is_unspaced(char)
 
 
 # One space or one dash (with a blank on either side) between two groups of a chain.

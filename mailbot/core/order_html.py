@@ -57,7 +57,7 @@ def html_new_text(mail: InboundMail, config: OrderConfig) -> str:
     html = mail.html or ""
     if mail.text_from_html or not _html_adds_digits(html, mail.text, config):
         return ""
-    return split_message(html_to_text(html, mark_quotes=True), subject=mail.subject).new
+    return split_message(html_to_text(html, mark_quotes=True)).new
 
 
 def _html_adds_digits(html: str, text: str, config: OrderConfig) -> bool:

@@ -176,7 +176,7 @@ def _shape_decoy(
     """Why the characters glued to the number make it something else; None when they do not."""
     if before and not before[-1].isspace():
         glued = _GLUED_LETTERS.search(before)
-        if glued and is_spaced_letter(glued.group(1)[-1]):
+        if glued and is_spaced_letter(glued.group(1)[-1], config.scripts):
             letters = glued.group(1)
             if letters.lower() in config.prefixes:
                 reasons.append(f"written with the prefix {letters!r}")
@@ -185,7 +185,7 @@ def _shape_decoy(
             elif len(letters) <= _MAX_CODE_LETTERS and letters.lower() not in config.matchers.context_words:
                 # "INS-2026-0418-7751", "INV-20260311-0087": a code with its own letters, not an order.
                 return f"written as the code {letters + '-'!r}: another kind of id"
-    if after and is_spaced_letter(after[0]):
+    if after and is_spaced_letter(after[0], config.scripts):
         return "followed directly by letters: another kind of id"
     if before[-1:] in _ID_GLUE and c.source != "attachment_name":
         # "boundary=_1337625986146380": part of a token, not something a person wrote.

@@ -101,14 +101,6 @@ ORIGINAL_MARKER = re.compile(
 )
 RULE_LINE = re.compile(r"^\s*+[_\-=—–]{8,}+\s*+$")
 
-# A subject that says the mail forwards something; then an Outlook header block is forwarded content.
-FORWARD_SUBJECT = re.compile(
-    r"^\s*(?:(?:re|aw|sv|antw|r|ref|rif|رد|回复|回覆|答复)\s*[:：]\s*)*"
-    r"(?:fwd?|tr|trs|wg|rv|enc|i|fs|vb|vl|doorst|pd|ilt|i̇lt|转发|轉寄|转|пересл|chuyển tiếp|teruskan|"
-    r"إعادة توجيه|توجيه)\s*[:：]",
-    re.IGNORECASE,
-)
-
 #: Only this many lines of a body are looked at for where the quoted history, forward or signature
 #: starts; below them only ">" lines are told apart (as quoted), the rest is new text. A person's
 #: new text is never that long, and the checks cost microseconds per line (seconds for a megabyte

@@ -27,7 +27,6 @@ from mailbot.core.html_text import (
 )
 from mailbot.core.quote_markers import (
     FORWARD_MARKER,
-    FORWARD_SUBJECT,
     MAX_LINES_SPLIT,
     ORIGINAL_MARKER,
     RULE_LINE,
@@ -73,13 +72,16 @@ def normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n"))
 
 
-def split_message(text: str, *, subject: str = "") -> TextSplit:
-    """Cut a (normalised or not) body into new text, quoted history, signature and forwarded text."""
+def split_message(text: str, *, forwarded: bool = False) -> TextSplit:
+    """Cut a (normalised or not) body into new text, quoted history, signature and forwarded text.
+
+    `forwarded`: the subject says the mail forwards something ("Fwd:", see core/subjects.py), so a
+    mail client's header block in it starts forwarded content rather than quoted history."""
     text = normalise(text)
     lines = text.split("\n")
     n = len(lines)
     kinds = ["new"] * n
-    forward_subject = bool(FORWARD_SUBJECT.match(unicodedata.normalize("NFKC", subject)))
+    forward_subject = forwarded
     signature_start: int | None = None
     found_cut = False
 
