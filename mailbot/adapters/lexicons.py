@@ -340,14 +340,15 @@ def load_reading_config(rules_dir: Path) -> ReadingConfig:
     """Build the ReadingConfig from a rules directory; raises RuleFileError on the first mistake."""
     orders_path = rules_dir / "orders.toml"
     order_values = _orders_file(_Source(orders_path, str(orders_path))) if orders_path.exists() else {}
-    scripts_path = rules_dir / "scripts.toml"
-    if not scripts_path.is_file():
-        raise RuleFileError(str(scripts_path), None, None, "the writing systems file is missing")
-    scripts = _scripts_file(_Source(scripts_path, str(scripts_path)))
     lexicon_dir = rules_dir / "lexicons"
     files = sorted(lexicon_dir.glob("*.toml")) if lexicon_dir.is_dir() else []
     if not files:
         raise RuleFileError(str(lexicon_dir), None, None, "no lexicon files (<language>.toml) found")
+    scripts_path = rules_dir / "scripts.toml"
+    if not scripts_path.is_file():
+        # Without it Chinese phrases would be matched as whole words and kana not read as Japanese.
+        raise RuleFileError(str(scripts_path), None, None, "the writing systems file is missing")
+    scripts = _scripts_file(_Source(scripts_path, str(scripts_path)))
     out = _Collected()
     for path in files:
         _lexicon_file(_Source(path, str(path)), path.stem, out)

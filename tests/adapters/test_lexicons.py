@@ -21,6 +21,7 @@ def rules(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
     target.mkdir()
     shutil.copy(RULES / "orders.toml", target / "orders.toml")
+    shutil.copy(RULES / "scripts.toml", target / "scripts.toml")
     shutil.copytree(RULES / "lexicons", target / "lexicons")
     return target
 
