@@ -52,11 +52,14 @@ def detect_language(
     if not words:
         return fallback
     # Scripts written without spaces are counted by character, the others by word.
-    counts = {name: len(pattern.findall(cleaned)) for name, pattern in scripts.unspaced().items()}
+    unspaced = scripts.unspaced()
+    counts = {
+        s.name: len(unspaced[s.name].findall(cleaned)) for s in scripts.scripts if s.unspaced and s.language
+    }
     by_script: dict[str, int] = {}
     for word in words:
         script = scripts.of(word[0])
-        if script not in counts and (len(word) > 1 or script != _LATIN):
+        if script not in unspaced and (len(word) > 1 or script != _LATIN):
             by_script[script] = by_script.get(script, 0) + 1
     # Compare scripts in "words": an ideograph carries about half a word (chars_per_word = 2).
     weight = {_LATIN: float(by_script.get(_LATIN, 0))}
@@ -99,7 +102,7 @@ def _within_script(
 ) -> str:
     """Several allowed languages may share a script (ru / uk / bg); their stopwords decide."""
     rivals = [p for p in profiles if p.language in allowed and p.language != language and p.stopwords]
-    rivals = [p for p in rivals if any(scripts.of(w[0]) == script for w in p.stopwords if w)]
+    rivals = [p for p in rivals if script in scripts.of_words(p.stopwords)]
     if not rivals:
         return language
     own = next((p for p in profiles if p.language == language), None)

@@ -41,6 +41,11 @@ class Scripts:
     _spans: tuple[tuple[int, int, str], ...] = field(init=False, repr=False, compare=False, hash=False)
     _unspaced: re.Pattern[str] = field(init=False, repr=False, compare=False, hash=False)
     _patterns: dict[str, re.Pattern[str]] = field(init=False, repr=False, compare=False, hash=False)
+    # Look-ups already made: a mail's words start with the same few letters again and again.
+    _memo: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
+    _word_memo: dict[frozenset[str], frozenset[str]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         spans = sorted((lo, hi, s.name) for s in self.scripts for lo, hi in s.ranges)
@@ -51,14 +56,26 @@ class Scripts:
         object.__setattr__(
             self, "_patterns", {s.name: _char_class(s.ranges) for s in self.scripts if s.unspaced}
         )
+        object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_word_memo", {})
 
     def of(self, char: str) -> str:
         """The name of the script `char` belongs to; OTHER when no range holds it."""
-        code = ord(char)
-        i = bisect_right(self._starts, code) - 1
-        if i >= 0 and code <= self._spans[i][1]:
-            return self._spans[i][2]
-        return OTHER
+        found = self._memo.get(char)
+        if found is None:
+            code = ord(char)
+            i = bisect_right(self._starts, code) - 1
+            found = self._spans[i][2] if i >= 0 and code <= self._spans[i][1] else OTHER
+            self._memo[char] = found
+        return found
+
+    def of_words(self, words: frozenset[str]) -> frozenset[str]:
+        """The scripts the words start in (a language's stopwords: which scripts it is written in)."""
+        found = self._word_memo.get(words)
+        if found is None:
+            found = frozenset(self.of(w[0]) for w in words if w)
+            self._word_memo[words] = found
+        return found
 
     @property
     def unspaced_pattern(self) -> re.Pattern[str]:
