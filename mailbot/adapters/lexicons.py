@@ -1,4 +1,4 @@
-"""Reads rules/orders.toml and rules/lexicons/*.toml into the core's ReadingConfig.
+"""Reads rules/orders.toml, rules/scripts.toml and rules/lexicons/*.toml into the core's ReadingConfig.
 
 The files are edited by supervisors, so every mistake is reported as a RuleFileError naming the
 file, the line and the key ("rules/lexicons/fr.toml:12: intents.cancellation.phrases: expected a
@@ -8,6 +8,7 @@ silently ignored. Reading files is I/O, which is why this lives in adapters and 
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from mailbot.core.orders import OrderConfig
 from mailbot.core.phrases import Phrase
 from mailbot.core.reading import ReadingConfig
 from mailbot.core.rules.schema import toml_problem
+from mailbot.core.scripts import Script, Scripts
+from mailbot.core.subjects import SubjectPrefixes
 from mailbot.core.types import Intent
 
 _PHRASE_INTENTS = {i.value for i in (*TOPICAL, Intent.SPAM)}
@@ -200,11 +203,16 @@ class _Collected:
         self.service: list[Phrase] = []
         self.profiles: list[LanguageProfile] = []
         self.languages: list[str] = []
+        self.reply_prefixes: list[tuple[str, str]] = []
+        self.forward_prefixes: list[tuple[str, str]] = []
 
 
 def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> None:
     data = _table(
-        source, "", source.data, {"language", "name", "detect", "orders", "automation", "service", "intents"}
+        source,
+        "",
+        source.data,
+        {"language", "name", "detect", "subject", "orders", "automation", "service", "intents"},
     )
     language = data.get("language")
     if not isinstance(language, str) or language != expected_language:
@@ -219,6 +227,10 @@ def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> N
     suffixes = tuple(w.lower() for w in _strings(source, "detect.suffixes", detect.get("suffixes")))
     out.profiles.append(LanguageProfile(language, stopwords, letters, suffixes))
     out.languages.append(language)
+
+    subject = _table(source, "subject", data.get("subject"), {"reply_prefixes", "forward_prefixes"})
+    for name, target in (("reply_prefixes", out.reply_prefixes), ("forward_prefixes", out.forward_prefixes)):
+        target.extend((language, p) for p in _prefixes(source, f"subject.{name}", subject.get(name)))
 
     orders = _table(source, "orders", data.get("orders"), {"context", "corrections", "decoys"})
     out.context.extend((language, w) for w in _strings(source, "orders.context", orders.get("context")))
@@ -264,6 +276,68 @@ def _lexicon_file(source: _Source, expected_language: str, out: _Collected) -> N
             out.intents.append(Phrase(text, name, language, weight))
 
 
+def _prefixes(source: _Source, key: str, value: object) -> tuple[str, ...]:
+    """Subject prefixes are written without their colon ("re", "odp", "回复"): the colon is implied."""
+    prefixes = _strings(source, key, value)
+    for prefix in prefixes:
+        if any(mark in prefix for mark in ":：[]"):
+            raise source.error(key, f"write the prefix without ':' or a count, found {prefix!r}", prefix)
+    return tuple(p.strip() for p in prefixes)
+
+
+_SCRIPT_KEYS = {"ranges", "unspaced", "chars_per_word", "language"}
+_RANGE = re.compile(r"^([0-9A-Fa-f]{4,6})(?:-([0-9A-Fa-f]{4,6}))?$")
+
+
+def _scripts_file(source: _Source) -> Scripts:
+    """rules/scripts.toml: one [scripts.<name>] section per writing system."""
+    data = _table(source, "", source.data, {"scripts"})
+    sections = _table(source, "scripts", data.get("scripts"), set(data.get("scripts") or {}))
+    if not sections:
+        raise source.error("scripts", "expected [scripts.<name>] sections with ranges")
+    found: list[Script] = []
+    for name, raw_section in sections.items():
+        key = f"scripts.{name}"
+        section = _table(source, key, raw_section, _SCRIPT_KEYS)
+        ranges: list[tuple[int, int]] = []
+        for text in _strings(source, f"{key}.ranges", section.get("ranges")):
+            match = _RANGE.match(text.strip())
+            low, high = (
+                (int(match.group(1), 16), int(match.group(2) or match.group(1), 16)) if match else (1, 0)
+            )
+            if not match or low > high or high > 0x10FFFF:
+                raise source.error(
+                    f"{key}.ranges",
+                    f'expected "FROM-TO" in hexadecimal (e.g. "0400-052F"), found {text!r}',
+                    text,
+                )
+            ranges.append((low, high))
+        if not ranges:
+            raise source.error(f"{key}.ranges", "expected at least one range of code points")
+        unspaced = section.get("unspaced", False)
+        if not isinstance(unspaced, bool):
+            raise source.error(f"{key}.unspaced", f"expected true or false, found {unspaced!r}")
+        per_word = section.get("chars_per_word", 1)
+        if isinstance(per_word, bool) or not isinstance(per_word, int | float) or per_word <= 0:
+            raise source.error(f"{key}.chars_per_word", f"expected a number above 0, found {per_word!r}")
+        language = section.get("language", "")
+        if not isinstance(language, str):
+            raise source.error(
+                f"{key}.language", f'expected a language code such as "ja", found {language!r}'
+            )
+        found.append(Script(name, tuple(ranges), unspaced, float(per_word), language))
+    _no_overlap(source, found)
+    return Scripts(tuple(found))
+
+
+def _no_overlap(source: _Source, scripts: list[Script]) -> None:
+    """A code point in two scripts would belong to whichever sorts first: refused instead."""
+    spans = sorted((low, high, s.name) for s in scripts for low, high in s.ranges)
+    for (_, high, name), (low, _, other) in itertools.pairwise(spans):
+        if low <= high:
+            raise source.error(f"scripts.{other}.ranges", f"overlaps a range of scripts.{name} at {low:04X}")
+
+
 DEFAULT_ATTACHMENT_LIMITS = AttachmentLimits()
 
 
@@ -280,6 +354,11 @@ def load_reading_config(
     files = sorted(lexicon_dir.glob("*.toml")) if lexicon_dir.is_dir() else []
     if not files:
         raise RuleFileError(str(lexicon_dir), None, None, "no lexicon files (<language>.toml) found")
+    scripts_path = rules_dir / "scripts.toml"
+    if not scripts_path.is_file():
+        # Without it Chinese phrases would be matched as whole words and kana not read as Japanese.
+        raise RuleFileError(str(scripts_path), None, None, "the writing systems file is missing")
+    scripts = _scripts_file(_Source(scripts_path, str(scripts_path)))
     out = _Collected()
     for path in files:
         _lexicon_file(_Source(path, str(path)), path.stem, out)
@@ -288,18 +367,26 @@ def load_reading_config(
         context_words=tuple(out.context),
         decoy_words=tuple(out.decoys),
         correction_words=tuple(out.corrections),
+        scripts=scripts,
     )
+    subjects = SubjectPrefixes(reply=tuple(out.reply_prefixes), forward=tuple(out.forward_prefixes))
     automation = AutomationConfig(
         out_of_office_subjects=tuple(out.ooo_subjects),
         out_of_office_phrases=tuple(out.ooo_phrases),
         bounce_subjects=tuple(out.bounce_subjects),
         loop_subjects=tuple(out.loop_subjects),
+        subjects=subjects,
+        scripts=scripts,
     )
     return ReadingConfig(
         orders=orders,
         automation=automation,
-        intents=IntentLexicon(tuple(out.intents), service_words=tuple(out.service)),
+        intents=IntentLexicon(
+            tuple(out.intents), service_words=tuple(out.service), subjects=subjects, scripts=scripts
+        ),
         profiles=tuple(out.profiles),
         languages=tuple(out.languages),
         attachments=AttachmentReading(attachment_limits, AttachmentTextReader()),
+        subjects=subjects,
+        scripts=scripts,
     )

@@ -1,10 +1,11 @@
 """Reads the supervisors' rule files from the rules folder; checking them is the core's job.
 
 Which files are routing files: `routing.toml`, then every `routing-<name>.toml` in name order. Their
-rules are tried in that order, file after file. The reading files (`orders.toml`, `lexicons/*.toml`)
-are parsed by `adapters/lexicons.py`, but they decide what the rules see (the intent, the order
-numbers), so they are part of the rule-set version: a change to a lexicon is a new version, like a
-change to a rule. Rule tests are the files `tests/*.toml`; the mails they use live in `tests/mail/`.
+rules are tried in that order, file after file. The reading files (`orders.toml`, `scripts.toml`,
+`lexicons/*.toml`) are parsed by `adapters/lexicons.py`, but they decide what the rules see (the
+intent, the order numbers), so they are part of the rule-set version: a change to a lexicon is a
+new version, like a change to a rule. Rule tests are the files `tests/*.toml`; the mails they use
+live in `tests/mail/`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mailbot.core.rules.schema import RuleSet, RuleSetErrors, RuleSource, parse_
 ROUTING_FILE = "routing.toml"
 ROUTING_EXTRA_GLOB = "routing-*.toml"
 ORDERS_FILE = "orders.toml"
+SCRIPTS_FILE = "scripts.toml"
 LEXICONS_DIR = "lexicons"
 TESTS_DIR = "tests"
 MAX_RULE_FILE_BYTES = 1_000_000
@@ -56,10 +58,9 @@ def _read_sources(paths: list[Path]) -> list[RuleSource]:
 
 
 def _reading_paths(rules_dir: Path) -> list[Path]:
-    """The files that shape how a mail is read: `orders.toml` and the lexicons."""
-    orders = rules_dir / ORDERS_FILE
+    """The files that shape how a mail is read: `orders.toml`, `scripts.toml` and the lexicons."""
     lexicons = rules_dir / LEXICONS_DIR
-    found = [orders] if orders.is_file() else []
+    found = [p for p in (rules_dir / ORDERS_FILE, rules_dir / SCRIPTS_FILE) if p.is_file()]
     return found + (sorted(p for p in lexicons.glob("*.toml") if p.is_file()) if lexicons.is_dir() else [])
 
 

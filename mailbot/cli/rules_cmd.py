@@ -177,7 +177,7 @@ def _print_check(report: CheckReport, ctx: RulesContext) -> None:
             continue
         if name.startswith("lexicons/"):
             languages.append(Path(name).stem)
-        elif name != "orders.toml":
+        elif name not in ("orders.toml", "scripts.toml"):
             count = sum(1 for r in ruleset.rules if Path(r.source).name == name)
             click.echo(f"{ctx.rules_dir / name}: {count} rules")
     if languages:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from mailbot.core import bounces
 from mailbot.core.conversation import is_our_message_id
 from mailbot.core.phrases import Hit, Phrase, PhraseMatcher
+from mailbot.core.scripts import NO_SCRIPTS, Scripts
+from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.types import (
     AutomationKind,
     AutomationVerdict,
@@ -41,20 +43,26 @@ class AutomationConfig:
     loop_subjects: tuple[tuple[str, str], ...] = ()
     # Out-of-office sentences only count in a short body: a buyer may well mention a holiday.
     max_out_of_office_chars: int = 700
+    # Reply prefixes of subjects and the scripts of the lexicon words (rules/lexicons, rules/scripts.toml).
+    subjects: SubjectPrefixes = NO_PREFIXES
+    scripts: Scripts = NO_SCRIPTS
     _ooo_subject: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
     _ooo_body: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
     _bounce_subject: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
     _loop_subject: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_ooo_subject", _matcher(self.out_of_office_subjects, "out-of-office"))
-        object.__setattr__(self, "_ooo_body", _matcher(self.out_of_office_phrases, "out-of-office"))
-        object.__setattr__(self, "_bounce_subject", _matcher(self.bounce_subjects, "bounce"))
-        object.__setattr__(self, "_loop_subject", _matcher(self.loop_subjects, "loop"))
+        scripts = self.scripts
+        object.__setattr__(
+            self, "_ooo_subject", _matcher(self.out_of_office_subjects, "out-of-office", scripts)
+        )
+        object.__setattr__(self, "_ooo_body", _matcher(self.out_of_office_phrases, "out-of-office", scripts))
+        object.__setattr__(self, "_bounce_subject", _matcher(self.bounce_subjects, "bounce", scripts))
+        object.__setattr__(self, "_loop_subject", _matcher(self.loop_subjects, "loop", scripts))
 
 
-def _matcher(pairs: tuple[tuple[str, str], ...], tag: str) -> PhraseMatcher:
-    return PhraseMatcher(Phrase(text, tag, language) for language, text in pairs)
+def _matcher(pairs: tuple[tuple[str, str], ...], tag: str, scripts: Scripts) -> PhraseMatcher:
+    return PhraseMatcher((Phrase(text, tag, language) for language, text in pairs), scripts)
 
 
 #: How much of a subject or a body the word checks read. A mail system's or an auto-responder's
@@ -79,9 +87,6 @@ _NOREPLY = re.compile(
 #: Administrative addresses of mailing lists (RFC 2142, Mailman, ezmlm, Majordomo, LISTSERV).
 _LIST_ADMIN = re.compile(
     r"^(?:owner-.+|.+-owner|.+-bounces(?:\+.*)?|listserv|majordomo|mailman|ezmlm|sympa|lyris|listmaster)$"
-)
-_REPLY_PREFIX = re.compile(
-    r"^\s*(?:re|aw|sv|antw|r|rif|ref|رد|回复|回覆|答复|ynt|cvp|tr lời)\s*[:：]", re.IGNORECASE
 )
 _SUPPRESS = re.compile(r"(?i)\b(?:all|oof|autoreply)\b")
 _AUTOREPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Reply", "X-Mail-Autoreply", "X-Vacation")
@@ -431,7 +436,7 @@ def _out_of_office_body(f: _Facts, machine: bool) -> str | None:
     hits = {hit.phrase.text.lower(): hit.phrase for hit in config._ooo_body.find(text)}
     if not hits:
         return None
-    replying = bool(mail.in_reply_to or mail.references or _REPLY_PREFIX.match(mail.subject))
+    replying = bool(mail.in_reply_to or mail.references or config.subjects.is_reply(mail.subject))
     if not (machine or replying) and len(hits) < 2:
         return None
     phrase = hits[max(hits, key=len)]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from mailbot.core.authentication import auth_verdict
 from mailbot.core.phrases import Hit, Phrase, PhraseMatcher
+from mailbot.core.scripts import NO_SCRIPTS, Scripts
+from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.types import (
     AutomationKind,
     AutomationVerdict,
@@ -46,10 +48,6 @@ _INVITATION = "text/calendar"
 _PRIORITY = {intent: rank for rank, intent in enumerate((*TOPICAL, Intent.SPAM))}
 # What a buyer asks fits in the first few thousand characters; the rest of a long mail is noise.
 _MAX_CHARS = 6000
-_SUBJECT_PREFIX = re.compile(
-    r"^\s*(?:(?:re|aw|sv|antw|r|rif|ref|fwd?|tr|wg|rv|enc|rép|رد|回复|回覆|答复|转发)\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
 
 # A code of letters and digits ("PAY-20260214-778812093311", "INV2026-0087"): an identifier, whose
 # letters are not words ("PAY" there is no question about paying).
@@ -57,9 +55,6 @@ _CODE = re.compile(r"(?<![\w-])[A-Za-z]{1,8}-?[0-9][\w/-]*")
 # A short aside in brackets: "(Dongguan Ruifeng Electronics)", "（深圳工厂）".
 # It starts where a run of blanks starts: tried from every blank of a long run, it was quadratic.
 _ASIDE = re.compile(r"(?<![ \t])[ \t]*[(（][^()（）\n]{1,80}[)）]")
-
-# Only answer prefixes: a forward ("Fwd:") states the topic the sender wants handled.
-_REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|r|rif|rép|رد|回复|回覆|答复)\s*[:：]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -90,12 +85,15 @@ class IntentLexicon:
     # describe a report ("quantity", "packaging", "photos") add up in a question about what reports
     # contain; a complaint about one names the order or says what is wrong ("does not match").
     decisive_weight: float = 1.0
+    # Reply and forward prefixes of subjects, and the scripts of the phrases (rules/).
+    subjects: SubjectPrefixes = NO_PREFIXES
+    scripts: Scripts = NO_SCRIPTS
     _matcher: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
     _service: PhraseMatcher = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_matcher", PhraseMatcher(self.phrases))
-        object.__setattr__(self, "_service", PhraseMatcher(self.service_words))
+        object.__setattr__(self, "_matcher", PhraseMatcher(self.phrases, self.scripts))
+        object.__setattr__(self, "_service", PhraseMatcher(self.service_words, self.scripts))
 
 
 @dataclass
@@ -187,8 +185,9 @@ def classify_intent(
         return IntentResult(Intent.AUTO_REPLY, 1.0, (f"our own mail came back: {automation.reason}",))
 
     tally = _Tally()
-    subject = _SUBJECT_PREFIX.sub("", mail.subject[:_MAX_CHARS])
-    is_reply = _REPLY_PREFIX.match(mail.subject) is not None
+    subject = lexicons.subjects.strip(mail.subject[:_MAX_CHARS])
+    # Only answer prefixes: a forward ("Fwd:") states the topic the sender wants handled.
+    is_reply = lexicons.subjects.is_reply(mail.subject)
     subject_factor = lexicons.reply_subject_factor if is_reply else lexicons.subject_factor
     body = mail.new_text if mail.new_text.strip() else ("" if mail.forwarded_text.strip() else mail.text)
     strong = 0.0 if is_reply else lexicons.stated_weight

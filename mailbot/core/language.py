@@ -1,7 +1,8 @@
 """The language a person wrote in, offline and in microseconds, from data that ships with the rules.
 
 The script decides first: kana means Japanese, Han without kana Chinese, Hangul Korean, Arabic
-letters Arabic, Cyrillic Russian. Among Latin-script languages, short frequent words
+letters Arabic, Cyrillic Russian (the ranges and the language each points to are data, in
+rules/scripts.toml). Among Latin-script languages, short frequent words
 ("stopwords") and typical letters (ñ, ã, ğ, ư...) from each lexicon file are counted. A model
 such as lingua would cost 94 MB on disk and about 200 MB of memory, above the worker's budget,
 for no gain on the short support texts we see; the stopword lists live in rules/lexicons, so
@@ -17,27 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from mailbot.core.scripts import Scripts
+
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
-# Scripts written without spaces are counted by character, not by word.
-_UNSPACED_SCRIPTS = {
-    "kana": re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]"),
-    "han": re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]"),
-    "hangul": re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]"),
-    "thai": re.compile("[\u0e00-\u0e7f]"),
-}
 _URL_OR_ADDRESS = re.compile(r"(?i)\bhttps?://\S+|\bwww\.\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Which language a script points to, when that language is allowed.
-_SCRIPT_LANGUAGE = {
-    "kana": "ja",
-    "han": "zh",
-    "hangul": "ko",
-    "arabic": "ar",
-    "cyrillic": "ru",
-    "greek": "el",
-    "hebrew": "he",
-    "thai": "th",
-    "devanagari": "hi",
-}
+# The script whose languages are told apart by stopwords, letters and suffixes.
+_LATIN = "latin"
+# Japanese writes Han characters too: the two are weighed together, and kana decides.
+_HAN, _KANA = "han", "kana"
 
 
 # The first few thousand characters say which language a mail is in as well as the whole would.
@@ -54,75 +42,54 @@ class LanguageProfile:
     suffixes: tuple[str, ...] = ()  # word endings typical of the language: Turkish -iyor, Spanish -ción
 
 
-def _script(char: str) -> str:
-    code = ord(char)
-    if code < 0x250:
-        return "latin"
-    if 0x1E00 <= code <= 0x1EFF:  # Latin Extended Additional: Vietnamese ạ ả ấ ...
-        return "latin"
-    if 0x3040 <= code <= 0x30FF or 0x31F0 <= code <= 0x31FF or 0xFF66 <= code <= 0xFF9F:
-        return "kana"
-    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF or code >= 0x20000:
-        return "han"
-    if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F:
-        return "hangul"
-    if (
-        0x0600 <= code <= 0x06FF
-        or 0x0750 <= code <= 0x077F
-        or 0xFB50 <= code <= 0xFDFF
-        or 0xFE70 <= code <= 0xFEFF
-    ):
-        return "arabic"
-    if 0x0400 <= code <= 0x052F:
-        return "cyrillic"
-    if 0x0370 <= code <= 0x03FF:
-        return "greek"
-    if 0x0590 <= code <= 0x05FF:
-        return "hebrew"
-    if 0x0E00 <= code <= 0x0E7F:
-        return "thai"
-    if 0x0900 <= code <= 0x097F:
-        return "devanagari"
-    return "other"
-
-
-def detect_language(text: str, allowed: tuple[str, ...], profiles: Iterable[LanguageProfile]) -> str:
+def detect_language(
+    text: str, allowed: tuple[str, ...], profiles: Iterable[LanguageProfile], scripts: Scripts
+) -> str:
     """ISO 639-1 code of the dominant language of `text`, chosen among `allowed`."""
     fallback = "en" if "en" in allowed or not allowed else allowed[0]
     cleaned = _URL_OR_ADDRESS.sub(" ", text[:_MAX_CHARS])
     words = [w.lower() for w in _WORD.findall(cleaned)]
     if not words:
         return fallback
-    counts = {script: len(pattern.findall(cleaned)) for script, pattern in _UNSPACED_SCRIPTS.items()}
+    # Scripts written without spaces are counted by character, the others by word.
+    unspaced = scripts.unspaced()
+    counts = {
+        s.name: len(unspaced[s.name].findall(cleaned)) for s in scripts.scripts if s.unspaced and s.language
+    }
     by_script: dict[str, int] = {}
     for word in words:
-        script = _script(word[0])
-        if script not in _UNSPACED_SCRIPTS and (len(word) > 1 or script != "latin"):
+        script = scripts.of(word[0])
+        if script not in unspaced and (len(word) > 1 or script != _LATIN):
             by_script[script] = by_script.get(script, 0) + 1
-    # Compare scripts in "words": ideographs carry about half a word each.
-    weight = {
-        "latin": float(by_script.get("latin", 0)),
-        "han": counts["han"] / 2,
-        "kana": counts["kana"] / 2,
-        "hangul": counts["hangul"] / 2,
-        "thai": counts["thai"] / 4,
-    }
-    for script in ("arabic", "cyrillic", "greek", "hebrew", "devanagari"):
-        weight[script] = float(by_script.get(script, 0))
-    cjk = weight["han"] + weight["kana"]
+    # Compare scripts in "words": an ideograph carries about half a word (chars_per_word = 2).
+    weight = {_LATIN: float(by_script.get(_LATIN, 0))}
+    for known in scripts.scripts:
+        if not known.language:
+            continue  # punctuation and symbols of a script point to no language
+        if known.unspaced:
+            weight[known.name] = counts.get(known.name, 0) / known.chars_per_word
+        else:
+            weight[known.name] = float(by_script.get(known.name, 0))
+    cjk = weight.get(_HAN, 0.0) + weight.get(_KANA, 0.0)
     dominant = max(weight, key=lambda s: weight[s])
     if cjk >= weight[dominant] and cjk > 0:
-        kana = counts.get("kana", 0)
-        dominant = "kana" if kana >= max(2, 0.05 * (counts.get("han", 0) + kana)) else "han"
-        if dominant == "kana" and "ja" not in allowed and "zh" in allowed:
-            dominant = "han"
-    if dominant != "latin":
-        language = _SCRIPT_LANGUAGE.get(dominant)
-        if language is not None and language in allowed:
-            return _within_script(language, words, dominant, allowed, profiles)
-        if weight["latin"] == 0:
+        kana = counts.get(_KANA, 0)
+        dominant = _KANA if kana >= max(2, 0.05 * (counts.get(_HAN, 0) + kana)) else _HAN
+        japanese, chinese = _language(scripts, _KANA), _language(scripts, _HAN)
+        if dominant == _KANA and japanese not in allowed and chinese in allowed:
+            dominant = _HAN
+    if dominant != _LATIN:
+        language = _language(scripts, dominant)
+        if language and language in allowed:
+            return _within_script(language, words, dominant, allowed, profiles, scripts)
+        if weight[_LATIN] == 0:
             return fallback
     return _latin(words, cleaned, allowed, profiles, fallback)
+
+
+def _language(scripts: Scripts, name: str) -> str:
+    found = scripts.get(name)
+    return found.language if found is not None else ""
 
 
 def _within_script(
@@ -131,10 +98,11 @@ def _within_script(
     script: str,
     allowed: tuple[str, ...],
     profiles: Iterable[LanguageProfile],
+    scripts: Scripts,
 ) -> str:
     """Several allowed languages may share a script (ru / uk / bg); their stopwords decide."""
     rivals = [p for p in profiles if p.language in allowed and p.language != language and p.stopwords]
-    rivals = [p for p in rivals if any(_script(w[0]) == script for w in p.stopwords if w)]
+    rivals = [p for p in rivals if script in scripts.of_words(p.stopwords)]
     if not rivals:
         return language
     own = next((p for p in profiles if p.language == language), None)

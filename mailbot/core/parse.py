@@ -14,12 +14,14 @@ decoded to mojibake silently.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 
 from mailbot.core.bounces import delivery_report_from_text, report_from_blocks
 from mailbot.core.charsets import Decoded, decode_bytes
 from mailbot.core.headers import addresses, decode_words, header_text, message_ids, parse_date, unescape_8bit
 from mailbot.core.mail_engine import parse_message
 from mailbot.core.mime_walk import Body, hidden_attachment, walk
+from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.text import html_to_text, normalise, split_message, strip_sentinels
 from mailbot.core.types import DeliveryReport, InboundMail
 
@@ -48,14 +50,16 @@ def _clean_start(raw: bytes, defects: list[str]) -> bytes:
     return data
 
 
-def parse(raw: bytes) -> InboundMail:
+def parse(raw: bytes, *, subjects: SubjectPrefixes = NO_PREFIXES) -> InboundMail:
     """Parse raw RFC 5322 bytes. Never raises: the worst case is an empty mail full of defects.
 
     The SHA-256 of the raw bytes is computed here, once; callers take it from `InboundMail.sha256`.
+    `subjects` (from rules/lexicons) tells a forwarded mail by its subject ("Fwd:", "TR:"), whose
+    mail-client header block is then forwarded content instead of quoted history.
     """
     sha = hashlib.sha256(raw).hexdigest()
     try:
-        return _parse(raw, sha)
+        return _parse(raw, sha, subjects)
     except Exception as exc:  # the last guard (RecursionError included): a message is never lost
         return _empty(raw, sha, (f"parser failure: {type(exc).__name__}: {exc}"[:200],))
 
@@ -87,7 +91,7 @@ def _empty(raw: bytes, sha: str, defects: tuple[str, ...]) -> InboundMail:
     )
 
 
-def _parse(raw: bytes, sha: str) -> InboundMail:
+def _parse(raw: bytes, sha: str, subjects: SubjectPrefixes) -> InboundMail:
     defects: list[str] = []
     data = _clean_start(raw, defects)
     parsed = parse_message(data)
@@ -123,18 +127,19 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
     body.attachments.extend(hidden_attachment(part, defects) for part in parsed.hidden_parts)
 
     subject = first("Subject") or ""
+    forwarded_subject = subjects.is_forward(unicodedata.normalize("NFKC", subject))
     html = "\n".join(body.html) if body.html else None
     plain = "\n\n".join(t for t in body.plain if t.strip())
     if plain.strip():
         text = normalise(plain)
-        split = split_message(text, subject=subject)
+        split = split_message(text, forwarded=forwarded_subject)
     elif html:
         marked = html_to_text(html, mark_quotes=True)
         text = normalise(strip_sentinels(marked))
-        split = split_message(marked, subject=subject)
+        split = split_message(marked, forwarded=forwarded_subject)
     else:
         text = ""
-        split = split_message("", subject=subject)
+        split = split_message("")
 
     forwarded = "\n\n".join(
         x for x in (split.forwarded, *(normalise(f) for f in body.forwarded)) if x.strip()
@@ -175,6 +180,7 @@ def _parse(raw: bytes, sha: str) -> InboundMail:
         forwarded_text=forwarded,
         attachments=tuple(body.attachments),
         report=report,
+        text_from_html=bool(html) and not plain.strip(),
         returned_message_ids=tuple(dict.fromkeys(body.returned_ids))[:20],
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
         received=parsed.received,

@@ -3,7 +3,8 @@
 Supervisors' lexicons hold about a thousand phrases in a dozen languages. One big regular
 expression over all of them took close to a second per mail (every alternative is tried at every
 position), so phrases are indexed by their first word instead and text is matched word by word;
-Chinese and Japanese phrases, which have no word boundaries, are found by substring search.
+Chinese and Japanese phrases, which have no word boundaries, are found by substring search (which
+scripts are written so is data: rules/scripts.toml).
 
 Matching ignores case, treats a trailing "*" as "any ending" (`cancel*` matches "cancelled") and
 compares words after the same tokenisation as the text, so "re-check" matches "re check" too.
@@ -15,8 +16,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mailbot.core.scripts import Scripts
+
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_UNSPACED = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3040-\u30ff\u0e00-\u0e7f]")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def _fold(word: str) -> str:
 class PhraseMatcher:
     """Built once from the lexicons; `find` is then cheap enough to run on every mail."""
 
-    def __init__(self, phrases: Iterable[Phrase]) -> None:
+    def __init__(self, phrases: Iterable[Phrase], scripts: Scripts) -> None:
+        # Phrases in scripts written without spaces (rules/scripts.toml) are found as substrings.
+        self._unspaced = scripts.unspaced_pattern
         self._by_first: dict[str, list[_WordPhrase]] = {}
         self._stems: dict[str, list[_WordPhrase]] = {}
         self._substrings: list[tuple[str, Phrase]] = []  # CJK: searched only in CJK text
@@ -66,7 +70,7 @@ class PhraseMatcher:
             core = raw.rstrip("*").strip()
             if not core:
                 continue
-            if _UNSPACED.search(core):
+            if self._unspaced.search(core):
                 self._substrings.append((_fold(core), phrase))
                 continue
             if not _TOKEN.match(core):
@@ -122,7 +126,7 @@ class PhraseMatcher:
                 for entry in stemmed:
                     if word.startswith(entry.words[0]) and _tail_ok(text, end, entry.tail):
                         hits.append(Hit(entry.phrase, start + base, end + base))
-        needles = self._symbols + (self._substrings if _UNSPACED.search(text) else [])
+        needles = self._symbols + (self._substrings if self._unspaced.search(text) else [])
         if needles:
             lowered = text.lower()
             haystack = lowered if len(lowered) == len(text) else text

@@ -20,6 +20,8 @@ from mailbot.core.intent import IntentLexicon, classify_intent
 from mailbot.core.language import LanguageProfile, detect_language
 from mailbot.core.orders import NOT_READ, OrderConfig, extract_orders
 from mailbot.core.parse import parse
+from mailbot.core.scripts import NO_SCRIPTS, Scripts
+from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.types import (
     AutomationKind,
     AutomationVerdict,
@@ -45,6 +47,9 @@ class ReadingConfig:
     languages: tuple[str, ...]
     # PDF, .msg, text and CSV attachments are read for order numbers; None: they are not.
     attachments: AttachmentReading | None = None
+    # Reply/forward prefixes of subjects (rules/lexicons) and writing systems (rules/scripts.toml).
+    subjects: SubjectPrefixes = NO_PREFIXES
+    scripts: Scripts = NO_SCRIPTS
 
 
 def _failed(stage: str, exc: Exception) -> str:
@@ -53,7 +58,7 @@ def _failed(stage: str, exc: Exception) -> str:
 
 def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     """Read one message. Total: returns a Reading for any bytes."""
-    mail = parse(raw)
+    mail = parse(raw, subjects=config.subjects)
     problems: list[str] = []
     if config.attachments is not None and readable(mail.attachments):
         try:
@@ -86,7 +91,7 @@ def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
         if r.reason.startswith(NOT_READ)
     )
     try:
-        language = detect_language(language_text(mail), config.languages, config.profiles)
+        language = detect_language(language_text(mail), config.languages, config.profiles, config.scripts)
     except Exception as exc:
         problems.append(_failed("language detection", exc))
         language = "en" if "en" in config.languages or not config.languages else config.languages[0]

@@ -25,12 +25,9 @@ from email.policy import compat32
 from email.utils import format_datetime, formataddr, getaddresses
 
 from mailbot.core.conversation import format_case_tag, make_message_id
+from mailbot.core.subjects import SubjectPrefixes
 from mailbot.core.types import Identity, InboundMail, ReplyBlock, ReplyPlan, SenderHistory
 
-_PREFIX = re.compile(
-    r"^\s*((re|aw|sv|vs|rv|ref|antw|odp|tr|fw|fwd|wg|回复|回覆|答复|转发|Ответ|رد)\s*(\[\d+\])?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 MAX_SUBJECT = 200
@@ -176,14 +173,14 @@ def reply_blocker(
     return None
 
 
-def clean_subject(subject: str, identity: Identity) -> str:
-    """The buyer's subject without reply prefixes or an old case tag, on one line."""
+def clean_subject(subject: str, identity: Identity, prefixes: SubjectPrefixes) -> str:
+    """The buyer's subject without reply or forward prefixes (rules/lexicons) or an old case tag."""
     text = _CONTROL.sub(" ", subject)
     tag = re.compile(r"\[\s*" + re.escape(identity.case_tag) + r"\s*#?\s*[A-Za-z2-9]{6}\s*\]", re.IGNORECASE)
     previous = None
     while previous != text:
         previous = text
-        text = _PREFIX.sub("", text)
+        text = prefixes.strip(text)
         text = tag.sub("", text).strip()
     text = " ".join(text.split())
     return text[:MAX_SUBJECT]
@@ -198,10 +195,11 @@ def plan_reply(
     language: str,
     identity: Identity,
     seed: str,
+    prefixes: SubjectPrefixes,
 ) -> ReplyPlan:
     """Everything about the reply except its text. `seed` makes the Message-ID stable across retries."""
     to_addr = reply_recipient(mail, identity).address or ""
-    topic = clean_subject(mail.subject, identity)
+    topic = clean_subject(mail.subject, identity, prefixes)
     subject = f"Re: {format_case_tag(case_ref, identity)} {topic}".rstrip()
     references = tuple(dict.fromkeys((*mail.references, *(x for x in [mail.message_id] if x))))[-20:]
     return ReplyPlan(

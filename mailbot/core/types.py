@@ -131,6 +131,8 @@ class InboundMail:
     forwarded_text: str  # text of forwarded messages (inline or message/rfc822)
     attachments: tuple[Attachment, ...] = ()
     report: DeliveryReport | None = None
+    # `text` is the HTML body converted (the mail had no text part): nothing to convert again.
+    text_from_html: bool = False
     defects: tuple[str, ...] = ()
     # Message-IDs of a returned message inside a report (its rfc822 part or its returned headers).
     returned_message_ids: tuple[str, ...] = ()

@@ -69,7 +69,8 @@ def _ingest_one(
         outcome = _apply_in_savepoint(intake, session, mailbox, uidvalidity, message, result, batch, effects)
     except Exception as exc:  # a bug or a poison message: keep it, say why, go on
         with session.begin_nested():
-            fields.add(ledger_id=_quarantine(intake, session, mailbox, uidvalidity, message, exc))
+            sha = _sha(message, result.reading)
+            fields.add(ledger_id=_quarantine(intake, session, mailbox, uidvalidity, message, exc, sha))
         log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
         report.quarantined += 1
         return
@@ -155,7 +156,7 @@ def reapply(
                 "reason": reason[:2000],
                 "raw": message.raw,
                 "size": message.full_size,
-                "sha256": hashlib.sha256(message.raw).hexdigest(),
+                "sha256": _sha(message, result.reading),
             },
         )
         event = repo.event_row(
@@ -175,8 +176,20 @@ def _quarantine_reason(exc: Exception) -> str:
     return f"processing failed: {type(exc).__name__}: {exc}"
 
 
+def _sha(message: FetchedMessage, reading: Reading | None) -> str:
+    """The SHA-256 of the raw message: the parser's, computed once per message; only a message
+    that could not be read at all has its bytes hashed here."""
+    return reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
+
+
 def _quarantine(
-    intake: Intake, session: Session, mailbox: str, uidvalidity: int, message: FetchedMessage, exc: Exception
+    intake: Intake,
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    message: FetchedMessage,
+    exc: Exception,
+    sha: str,
 ) -> int | None:
     """Keep a message that could not be applied, with the error; returns its ledger id."""
     known = repo.ledger_by_key(session, mailbox, uidvalidity, message.uid)
@@ -189,7 +202,7 @@ def _quarantine(
         mailbox,
         uidvalidity,
         message,
-        hashlib.sha256(message.raw).hexdigest(),
+        sha,
         now,
         Outcome.QUARANTINED,
         _quarantine_reason(exc),
@@ -274,7 +287,7 @@ def _apply(
     effects: Effects,
 ) -> Outcome:
     now = intake.clock()
-    sha = reading.mail.sha256 if reading is not None else hashlib.sha256(message.raw).hexdigest()
+    sha = _sha(message, reading)
 
     def record(outcome: Outcome, reason: str, **more: Any) -> int:
         effects.reason = reason

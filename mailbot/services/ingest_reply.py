@@ -49,6 +49,7 @@ def queue_reply(
         language=decision.language,
         identity=intake.identity,
         seed=f"{mailbox}:{reading.mail.sha256}:{decision.reply_template}",
+        prefixes=intake.rules.reading().subjects,
     )
     context: dict[str, object] = {
         "case_ref": case.ref,

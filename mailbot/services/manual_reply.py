@@ -30,11 +30,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.macro_files import Macro, MacroSet, read_macros
 from mailbot.adapters.ports import ReplyRenderer
 from mailbot.adapters.templates import TemplateStore
 from mailbot.core.parse import parse
 from mailbot.core.replies import ReplyAttachment, address_problem, build_reply, plan_reply, reply_recipient
+from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.types import Identity, InboundMail, ReplyPlan
 from mailbot.services.casework import STAFF_STATUSES, STATUS_LABELS, CaseworkError, normalise_ref
 from mailbot.services.ingest import MailboxInfo
@@ -73,6 +75,8 @@ class ReplySetup:
     renderer: ReplyRenderer
     templates_dir: Path
     from_name: str = "Trade Assurance Support"
+    #: Reply and forward prefixes of subjects (rules/lexicons), stripped from the reply's subject.
+    subject_prefixes: SubjectPrefixes = NO_PREFIXES
 
     def template_names(self) -> tuple[str, ...]:
         names = self.renderer.names() if isinstance(self.renderer, TemplateStore) else frozenset()
@@ -99,6 +103,8 @@ def setup_from_settings(settings: Settings) -> ReplySetup:
         renderer=TemplateStore(settings.templates_dir),
         templates_dir=settings.templates_dir,
         from_name=settings.identity.from_name,
+        # Read once: a reply prefix added to the lexicons reaches staff replies at the next start.
+        subject_prefixes=load_reading_config(settings.rules_dir).subjects,
     )
 
 
@@ -251,6 +257,7 @@ def _compose(session: Session, setup: ReplySetup, request: ReplyRequest) -> _Com
         language=language,
         identity=setup.identity,
         seed=f"manual:{case.ref}:{request.token or new_token()}",
+        prefixes=setup.subject_prefixes,
     )
     if template is not None:
         context: dict[str, object] = {

@@ -21,6 +21,7 @@ def rules(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
     target.mkdir()
     shutil.copy(RULES / "orders.toml", target / "orders.toml")
+    shutil.copy(RULES / "scripts.toml", target / "scripts.toml")
     shutil.copytree(RULES / "lexicons", target / "lexicons")
     return target
 
@@ -47,7 +48,7 @@ def test_the_shipped_rules_load_with_every_required_language() -> None:
         assert any(p.language == language and p.stopwords for p in config.profiles), language
         assert any(p.language == language for p in config.intents.service_words), language
     assert {p.tag for p in config.intents.phrases} == {
-        i.value for i in Intent if i not in {Intent.FOLLOW_UP, Intent.AUTO_REPLY, Intent.BOUNCE}
+        i.value for i in Intent if i not in {Intent.FOLLOW_UP, Intent.AUTO_REPLY, Intent.BOUNCE, Intent.OFF_TOPIC}
     }
     assert config.orders.min_digits == 12 and config.orders.max_digits == 20
 

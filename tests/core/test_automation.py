@@ -16,7 +16,7 @@ from mailbot.core.errors import RuleFileError
 from mailbot.core.parse import parse
 from mailbot.core.types import AutomationKind, Identity, InboundMail
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parent / "rules"  # the core tests' own lexicons (rules/README.md)
 CONFIG = load_reading_config(RULES).automation
 EML = Path(__file__).resolve().parents[1] / "eml"
 US = Identity(
@@ -290,7 +290,7 @@ def test_a_human_mail_shows_every_check_as_a_miss() -> None:
 
 def test_a_mistake_in_the_loop_notice_words_names_file_line_and_key(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", rules)
+    shutil.copytree(Path(__file__).resolve().parent / "rules", rules)
     lexicon = rules / "lexicons" / "de.toml"
     lexicon.write_text(
         lexicon.read_text().replace('loop_subjects = ["mailschleife"', 'loop_subjects = [7, "mailschleife"')
@@ -305,7 +305,8 @@ def test_a_mistake_in_the_loop_notice_words_names_file_line_and_key(tmp_path: Pa
 
 def test_the_loop_notice_words_are_part_of_the_rule_set_version(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", rules)
+    shutil.copytree(Path(__file__).resolve().parent / "rules", rules)
+    (rules / "routing.toml").write_text("")  # the version needs a main routing file; its rules do not matter
     before = routing_version(rules)
     lexicon = rules / "lexicons" / "en.toml"
     lexicon.write_text(lexicon.read_text().replace('"loop alert",', '"loop alert", "loop notice",'))

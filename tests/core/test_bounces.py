@@ -13,7 +13,7 @@ from mailbot.core.parse import parse
 from mailbot.core.types import AutomationKind, Identity
 
 EML = Path(__file__).resolve().parents[1] / "eml"
-CONFIG = load_reading_config(Path(__file__).resolve().parents[2] / "rules").automation
+CONFIG = load_reading_config(Path(__file__).resolve().parent / "rules").automation
 US = Identity(addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test")
 
 

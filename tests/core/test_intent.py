@@ -26,7 +26,7 @@ from mailbot.core.types import (
     ThreadKeys,
 )
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parent / "rules"  # the core tests' own lexicons (rules/README.md)
 CONFIG = load_reading_config(RULES)
 EML = Path(__file__).resolve().parents[1] / "eml"
 US = Identity(addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test")
@@ -275,7 +275,8 @@ def test_forwarded_content_counts_at_half_weight() -> None:
 def test_supervisors_change_the_outcome_by_editing_phrases() -> None:
     m = mail("We would like a second opinion on the grading in the inspection report.", "Grading")
     assert classify(m).intent is Intent.GENERAL_QUESTION
-    tuned = IntentLexicon((*CONFIG.intents.phrases, Phrase("second opinion", "report_dispute", "en", 2.0)))
+    extra = Phrase("second opinion", "report_dispute", "en", 2.0)
+    tuned = dataclasses.replace(CONFIG.intents, phrases=(*CONFIG.intents.phrases, extra))
     assert classify(m, tuned).intent is Intent.REPORT_DISPUTE
 
 

@@ -9,12 +9,12 @@ import pytest
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.core.language import LanguageProfile, detect_language
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parent / "rules"  # the core tests' own lexicons (rules/README.md)
 CONFIG = load_reading_config(RULES)
 
 
 def detect(text: str, allowed: tuple[str, ...] | None = None) -> str:
-    return detect_language(text, allowed or CONFIG.languages, CONFIG.profiles)
+    return detect_language(text, allowed or CONFIG.languages, CONFIG.profiles, CONFIG.scripts)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_only_allowed_languages_are_returned() -> None:
 
 
 def test_without_english_the_fallback_is_the_first_allowed_language() -> None:
-    assert detect_language("12345", ("de", "fr"), CONFIG.profiles) == "de"
+    assert detect_language("12345", ("de", "fr"), CONFIG.profiles, CONFIG.scripts) == "de"
 
 
 def test_two_languages_of_one_script_are_told_apart_by_their_profiles() -> None:
@@ -78,8 +78,10 @@ def test_two_languages_of_one_script_are_told_apart_by_their_profiles() -> None:
         LanguageProfile("ru", frozenset({"и", "не", "что", "пожалуйста"})),
         LanguageProfile("uk", frozenset({"і", "що", "будь", "ласка", "не"})),
     )
-    assert detect_language("будь ласка, скасуйте інспекцію, що ми замовили", ("ru", "uk"), profiles) == "uk"
-    assert detect_language("пожалуйста, отмените инспекцию, что мы заказали", ("ru", "uk"), profiles) == "ru"
+    ukrainian = "будь ласка, скасуйте інспекцію, що ми замовили"
+    russian = "пожалуйста, отмените инспекцию, что мы заказали"
+    assert detect_language(ukrainian, ("ru", "uk"), profiles, CONFIG.scripts) == "uk"
+    assert detect_language(russian, ("ru", "uk"), profiles, CONFIG.scripts) == "ru"
 
 
 def test_urls_and_addresses_do_not_count_as_words() -> None:

@@ -13,7 +13,7 @@ from mailbot.core.orders import OrderConfig, extract_orders
 from mailbot.core.parse import parse
 from mailbot.core.types import InboundMail, ThreadKeys
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parent / "rules"  # the core tests' own lexicons (rules/README.md)
 CONFIG = load_reading_config(RULES).orders
 EML = Path(__file__).resolve().parents[1] / "eml"
 

@@ -15,7 +15,7 @@ from mailbot.core.parse import parse
 from mailbot.core.reading import read
 from mailbot.core.types import Identity, InboundMail
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parent / "rules"  # the core tests' own lexicons (rules/README.md)
 CONFIG = load_reading_config(RULES)
 US = Identity(addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test")
 BLANK = parse(b"From: buyer@shop.example\nSubject: x\n\n")

@@ -61,7 +61,7 @@ def test_outlook_header_blocks_start_quoted_history(block: str) -> None:
 
 def test_outlook_block_under_a_forward_subject_is_forwarded_content() -> None:
     body = "Please cancel.\n\nFrom: Sup <s@x.example>\nSent: Monday\nTo: Ann\nSubject: ready\n\nOrder 3333."
-    split = split_message(body, subject="FW: ready")
+    split = split_message(body, forwarded=True)
     assert "Order 3333." in split.forwarded
     assert split.quoted == ""
 

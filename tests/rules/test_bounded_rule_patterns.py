@@ -95,6 +95,7 @@ def test_a_thousand_pattern_rules_each_record_their_miss_and_the_matching_one_de
 
 def test_an_orders_file_pattern_that_cannot_be_bounded_is_refused_with_its_line(tmp_path: Path) -> None:
     shutil.copytree(REPO / "rules" / "lexicons", tmp_path / "lexicons")
+    shutil.copy(REPO / "rules" / "scripts.toml", tmp_path / "scripts.toml")
     (tmp_path / "orders.toml").write_text(
         "[[decoy_patterns]]\nname = \"a phone\"\nregex = '(?<!\\d)\\+86[0-9 ]{8,}'\n", encoding="utf-8"
     )

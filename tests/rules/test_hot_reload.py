@@ -134,6 +134,7 @@ def test_every_version_keeps_the_text_of_its_files(rules_dir: Path) -> None:
 def rules_with_lexicons(rules_dir: Path) -> Path:
     shutil.copytree(REPO / "rules" / "lexicons", rules_dir / "lexicons")
     shutil.copy(REPO / "rules" / "orders.toml", rules_dir / "orders.toml")
+    shutil.copy(REPO / "rules" / "scripts.toml", rules_dir / "scripts.toml")
     return rules_dir
 
 

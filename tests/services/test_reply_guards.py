@@ -106,6 +106,7 @@ def careless_rules(tmp_path: Path) -> Path:
     rules.mkdir()
     shutil.copytree(REPO / "rules" / "lexicons", rules / "lexicons")
     shutil.copy(REPO / "rules" / "orders.toml", rules / "orders.toml")
+    shutil.copy(REPO / "rules" / "scripts.toml", rules / "scripts.toml")
     shutil.copy(EML / "answer-everything.toml", rules / "routing.toml")
     return rules
 

@@ -18,8 +18,11 @@ from mailbot.core.replies import (
     reply_blocker,
     reply_recipient,
 )
+from mailbot.core.subjects import SubjectPrefixes
 from mailbot.core.types import Identity, InboundMail, SenderHistory
 
+# A small fixture of subject prefixes: the shipped ones live in rules/lexicons and are tested there.
+PREFIXES = SubjectPrefixes(reply=(("en", "re"), ("de", "aw")), forward=(("en", "fwd"),))
 US = Identity(addresses=frozenset({"ta-pm@support.example.test"}), message_id_domain="mailbot.example.test")
 
 
@@ -52,7 +55,7 @@ def mail(**overrides: object) -> InboundMail:
 
 
 def test_reply_subject_carries_the_case_tag_once() -> None:
-    assert clean_subject("RE: AW: [Case #K7Q2XZ] Cancel order", US) == "Cancel order"
+    assert clean_subject("RE: AW: [Case #K7Q2XZ] Cancel order", US, PREFIXES) == "Cancel order"
     plan = plan_reply(
         mail(subject="Re: [Case #K7Q2XZ] Cancel"),
         mailbox_address="ta-pm@support.example.test",
@@ -61,6 +64,7 @@ def test_reply_subject_carries_the_case_tag_once() -> None:
         language="en",
         identity=US,
         seed="s",
+        prefixes=PREFIXES,
     )
     assert plan.subject == "Re: [Case #K7Q2XZ] Cancel"
 
@@ -74,6 +78,7 @@ def test_reply_headers_thread_and_prevent_loops() -> None:
         language="en",
         identity=US,
         seed="s",
+        prefixes=PREFIXES,
     )
     raw = build_reply(
         plan,
@@ -100,6 +105,7 @@ def test_header_injection_in_the_subject_is_neutralised() -> None:
         language="en",
         identity=US,
         seed="s",
+        prefixes=PREFIXES,
     )
     raw = build_reply(
         plan, text="x", html=None, from_name="TA\r\nBcc: x@y", now=datetime.now(UTC), case_ref="K7Q2XZ"
@@ -118,6 +124,7 @@ def test_reply_goes_to_reply_to_when_given() -> None:
         language="en",
         identity=US,
         seed="s",
+        prefixes=PREFIXES,
     )
     assert plan.to_addr == "assistant@buyer.example"
 
@@ -142,6 +149,7 @@ def test_a_non_ascii_subject_is_encoded_in_short_words_and_reads_back_exactly() 
         language="ru",
         identity=US,
         seed="s",
+        prefixes=PREFIXES,
     )
     raw = build_reply(
         plan,
