@@ -38,6 +38,9 @@ class Verdict:
     score: float
     reasons: tuple[str, ...]
     has_context: bool = False
+    # Rejected because the mail calls it something else (a word or pattern next to it says
+    # phone, bank account, confirmation number…): then it is no order anywhere in the mail.
+    named_otherwise: bool = False
 
 
 # Words are searched this far past the last candidate that needs them (no phrase is longer), and
@@ -123,14 +126,16 @@ def judge(c: Candidate, scan: Scan, words: WordsNear | None) -> Verdict:
             score += 0.5
         decoy = scan.decoy_at(line_start, c.start)
         if decoy is not None:
-            return Verdict(False, 0.0, (f"looks like {decoy}",))
+            return Verdict(False, 0.0, (f"looks like {decoy}",), named_otherwise=True)
 
     has_context = c.source == "url"
     if c.source != "url" and words is not None:
         near = words.before(window_start, c.start)
         following = words.after(c.end, c.end + len(after))
         if near is not None and near.phrase.tag != "order":
-            return Verdict(False, 0.0, (f"after {_named(near)}: a {near.phrase.tag} number",))
+            return Verdict(
+                False, 0.0, (f"after {_named(near)}: a {near.phrase.tag} number",), named_otherwise=True
+            )
         if near is not None:
             reasons.append(f"after {_named(near)}")
             score += 1.0
@@ -157,7 +162,8 @@ def judge(c: Candidate, scan: Scan, words: WordsNear | None) -> Verdict:
                 score += 0.5
                 has_context = True
             elif heading is not None and alone:
-                return Verdict(False, 0.0, (f"under {_named(heading)}: a {heading.phrase.tag} number",))
+                why = f"under {_named(heading)}: a {heading.phrase.tag} number"
+                return Verdict(False, 0.0, (why,), named_otherwise=True)
 
     if not has_context:
         for name, pattern in config.matchers.digit_patterns:

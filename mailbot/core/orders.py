@@ -21,6 +21,7 @@ decoys), order_html (what the HTML adds) and order_ranking (the tier table, subj
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from mailbot.core.order_config import OrderConfig, normalise_digits
 from mailbot.core.order_html import html_new_text, link_candidates
@@ -36,6 +37,64 @@ _ANY_DIGIT = re.compile(r"\d")
 NOT_READ = "not read: "
 # Longer texts are shortened in the list of rejected numbers a decision keeps.
 _MAX_SHOWN = 60
+# Sources that only repeat a number without saying what it is: when the text calls the same
+# digits a confirmation, phone or account number, they are that (a hotel's subject line
+# "Reservation confirmed - 7730 1145 6621" repeats the "Confirmation number:" of its text).
+_BARE_SOURCES = frozenset({"subject", "forwarded", "attachment_name"})
+
+
+@dataclass
+class _Judged:
+    """What the sources of one mail said so far: numbers kept, numbers refused (with why), and
+    digits the mail calls something else. One per `extract_orders` call."""
+
+    config: OrderConfig
+    budget: Budget
+    rejected: list[RejectedCandidate] = field(default_factory=list)
+    named: dict[str, str] = field(default_factory=dict)  # digits the mail calls something else → why
+
+    def consider(
+        self, target: dict[str, Found], text: str, source: str, index: int = 0, where: str = ""
+    ) -> None:
+        """Find, judge and keep the numbers of one source text."""
+        if not text or not _ANY_DIGIT.search(text):
+            return
+        found, scanned, skipped = candidates(normalise_digits(text), source, self.config, self.budget)
+        self.settle(target, found, Scan(scanned, self.config), index, where)
+        if skipped:
+            why = f"{NOT_READ}only the first {self.budget.limit} numbers of a mail are judged"
+            self.rejected.append(RejectedCandidate(f"{skipped} more numbers", source, why))
+
+    def settle(
+        self, target: dict[str, Found], found: list[Candidate], scan: Scan, index: int = 0, where: str = ""
+    ) -> None:
+        """Judge each candidate: accepted ones join `target`, the others are kept with their reason."""
+        config, budget = self.config, self.budget
+        for c in found:
+            plausible = config.min_digits <= len(c.digits) <= config.max_digits
+            verdict = judge(c, scan, scan.near(c) if plausible else None)
+            if not verdict.accepted:
+                if verdict.named_otherwise:
+                    self.named.setdefault(c.digits, verdict.reasons[0])
+                if len(c.digits) >= 9 and budget.reasons > 0:
+                    budget.reasons -= 1
+                    self.rejected.append(RejectedCandidate(_shown(c.written), c.source, verdict.reasons[0]))
+                continue
+            if c.source in {"signature", "attachment"} and not verdict.has_context:
+                # A signature or a document is full of numbers the sender did not write about.
+                why = f"in {SOURCE_WORDS[c.source]} without an order word"
+                self.rejected.append(RejectedCandidate(_shown(c.written), c.source, why))
+                continue
+            add(target, c, verdict, index, where)
+
+    def drop_named(self, accepted: dict[str, Found]) -> None:
+        """A number only repeated bare (subject, forwarded, a file name) that the text calls a
+        confirmation, phone or account number is that, not an order."""
+        for number, found in list(accepted.items()):
+            if found.source in _BARE_SOURCES and number in self.named:
+                del accepted[number]
+                why = f"the text says what it is: {self.named[number]}"
+                self.rejected.append(RejectedCandidate(number, found.source, why))
 
 
 def extract_orders(
@@ -52,29 +111,29 @@ def extract_orders(
     which makes numbers quoted from our own messages eligible when nothing fresher names one.
     """
     accepted: dict[str, Found] = {}
-    rejected: list[RejectedCandidate] = []
-    budget = Budget(config.max_candidates)
+    judged = _Judged(config, Budget(config.max_candidates))
+    rejected = judged.rejected
 
-    _consider(accepted, rejected, mail.new_text, "new_text", config, budget)
+    judged.consider(accepted, mail.new_text, "new_text")
     if mail.html and not any(f.source in {"new_text", "url"} for f in accepted.values()):
-        links, link_text = link_candidates(mail.html, config, budget)
-        _settle(accepted, rejected, links, Scan(link_text, config), budget)
-        _consider(accepted, rejected, html_new_text(mail, config), "html", config, budget)
-    _consider(accepted, rejected, mail.signature, "signature", config, budget)
-    _consider(accepted, rejected, mail.subject, "subject", config, budget)
-    _consider(accepted, rejected, mail.forwarded_text, "forwarded", config, budget)
+        links, link_text = link_candidates(mail.html, config, judged.budget)
+        judged.settle(accepted, links, Scan(link_text, config))
+        judged.consider(accepted, html_new_text(mail, config), "html")
+    judged.consider(accepted, mail.signature, "signature")
+    judged.consider(accepted, mail.subject, "subject")
+    judged.consider(accepted, mail.forwarded_text, "forwarded")
     for index, attachment in enumerate(mail.attachments):
         if attachment.filename:
-            _consider(accepted, rejected, attachment.filename, "attachment_name", config, budget, index)
+            judged.consider(accepted, attachment.filename, "attachment_name", index)
     for index, extracted in enumerate(mail.attachment_texts):
-        where = f"attachment {extracted.filename}"
-        _consider(accepted, rejected, extracted.text, "attachment", config, budget, index, where)
+        judged.consider(accepted, extracted.text, "attachment", index, f"attachment {extracted.filename}")
     apply_corrections(mail, config, accepted, rejected)
+    judged.drop_named(accepted)
 
     fresh = bool(accepted)
     in_thread = thread is not None and bool(thread.our_message_ids or thread.case_refs)
     quoted: dict[str, Found] = {}
-    _consider(quoted, rejected, mail.quoted_text, "quoted", config, budget)
+    judged.consider(quoted, mail.quoted_text, "quoted")
     for number, found in quoted.items():
         if number in accepted:
             accepted[number].reasons.append("also in quoted history")
@@ -97,55 +156,3 @@ def extract_orders(
 def _shown(written: str) -> str:
     written = written.strip()
     return written if len(written) <= _MAX_SHOWN else written[: _MAX_SHOWN - 1] + "…"
-
-
-def _consider(
-    target: dict[str, Found],
-    rejected: list[RejectedCandidate],
-    source_text: str,
-    source: str,
-    config: OrderConfig,
-    budget: Budget,
-    index: int = 0,
-    where: str = "",
-) -> None:
-    """Find, judge and keep the numbers of one source text."""
-    if not source_text or not _ANY_DIGIT.search(source_text):
-        return
-    found, scanned, skipped = candidates(normalise_digits(source_text), source, config, budget)
-    _settle(target, rejected, found, Scan(scanned, config), budget, index, where)
-    if skipped:
-        rejected.append(
-            RejectedCandidate(
-                f"{skipped} more numbers",
-                source,
-                f"{NOT_READ}only the first {budget.limit} numbers of a mail are judged",
-            )
-        )
-
-
-def _settle(
-    target: dict[str, Found],
-    rejected: list[RejectedCandidate],
-    found: list[Candidate],
-    scan: Scan,
-    budget: Budget,
-    index: int = 0,
-    where: str = "",
-) -> None:
-    """Judge each candidate: accepted ones join `target`, the others are kept with their reason."""
-    config = scan.config
-    for c in found:
-        plausible = config.min_digits <= len(c.digits) <= config.max_digits
-        verdict = judge(c, scan, scan.near(c) if plausible else None)
-        if not verdict.accepted:
-            if len(c.digits) >= 9 and budget.reasons > 0:
-                budget.reasons -= 1
-                rejected.append(RejectedCandidate(_shown(c.written), c.source, verdict.reasons[0]))
-            continue
-        if c.source in {"signature", "attachment"} and not verdict.has_context:
-            # A signature or a document is full of numbers the sender did not write about.
-            why = f"in {SOURCE_WORDS[c.source]} without an order word"
-            rejected.append(RejectedCandidate(_shown(c.written), c.source, why))
-            continue
-        add(target, c, verdict, index, where)

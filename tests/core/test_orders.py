@@ -351,3 +351,11 @@ def test_the_length_of_an_order_number_is_configurable() -> None:
 
 def test_an_empty_config_still_reads_bare_numbers() -> None:
     assert extract_orders(mail("1625 3498 7612 345"), OrderConfig()).numbers == ("162534987612345",)
+
+
+def test_a_number_the_text_calls_an_account_is_no_order_in_the_subject_either() -> None:
+    m = parse((EML / "orders" / "subject-repeats-an-account.eml").read_bytes())
+    result = extract_orders(m, CONFIG)
+    assert result.numbers == ()
+    subject = [r for r in result.rejected if r.source == "subject"]
+    assert [r.reason.split(":")[0] for r in subject] == ["the text says what it is"]
