@@ -16,12 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from mailbot.core.charsets import decode_bytes
-from mailbot.core.mail_parts import SelectedPart, selected_parts
+from mailbot.core.mime_walk import SelectedPart
 from mailbot.core.types import Attachment, AttachmentText, InboundMail
 
 Kind = Literal["pdf", "msg", "text", "csv"]
@@ -111,19 +111,27 @@ def readable(attachments: Sequence[Attachment]) -> bool:
     return any(not a.inline and kind_of(a.filename, a.content_type) is not None for a in attachments)
 
 
-def read_attachments(
-    raw: bytes, mail: InboundMail, reading: AttachmentReading
-) -> tuple[tuple[AttachmentText, ...], tuple[str, ...]]:
-    """The texts of the mail's readable attachments, and a defect for each one skipped."""
-    limits = reading.limits
-    if limits.max_bytes <= 0 or not readable(mail.attachments):  # 0: attachment reading is off
-        return (), ()
+def wanted_by(reading: AttachmentReading) -> Callable[[str, str], bool] | None:
+    """Which attachments the parser should keep the bytes of (by name and type), or None when
+    attachment reading is off (`attachment_max_bytes = 0`)."""
+    if reading.limits.max_bytes <= 0:
+        return None
 
     def wanted(name: str, content_type: str) -> bool:
         kind = kind_of(name, content_type)
         return kind is not None and (reading.extractor is not None or kind in {"text", "csv"})
 
-    parts = selected_parts(raw, wanted, max_bytes=limits.max_bytes)
+    return wanted
+
+
+def read_attachments(
+    parts: Sequence[SelectedPart], mail: InboundMail, reading: AttachmentReading
+) -> tuple[tuple[AttachmentText, ...], tuple[str, ...]]:
+    """The texts of the mail's readable attachments (`parts`, kept by the parser as `wanted_by`
+    asked), and a defect for each one skipped."""
+    limits = reading.limits
+    if limits.max_bytes <= 0 or not parts or not readable(mail.attachments):
+        return (), ()
     defects: list[str] = []
     if len(parts) > limits.max_files:
         skipped = ", ".join(p.filename for p in parts[limits.max_files :])
@@ -208,4 +216,5 @@ __all__ = [
     "kind_of",
     "read_attachments",
     "readable",
+    "wanted_by",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mailbot.core.parse import decode_words
@@ -89,43 +89,3 @@ def attachment_parts(raw: bytes) -> tuple[AttachmentPart, ...]:
     return tuple(found)
 
 
-@dataclass(frozen=True)
-class SelectedPart:
-    """An attachment chosen for reading; `data` is None when it is larger than the caller allows
-    (it was then never decoded), and `size` is its decoded size, or an estimate from its base64."""
-
-    filename: str
-    content_type: str
-    size: int
-    data: bytes | None
-
-
-def _estimated_size(part: email.message.Message) -> int | None:
-    """The decoded size of a base64 part from its length, without decoding it."""
-    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
-        return None
-    payload = part.get_payload()
-    if not isinstance(payload, str):
-        return None
-    return (len(payload) - sum(payload.count(c) for c in " \t\r\n=")) * 3 // 4
-
-
-def selected_parts(
-    raw: bytes, select: Callable[[str, str], bool], *, max_bytes: int
-) -> tuple[SelectedPart, ...]:
-    """The attachments `select(filename, content_type)` wants, each decoded only when it is at
-    most `max_bytes`: a 20 MB scan is skipped for its size without being decoded first."""
-    found: list[SelectedPart] = []
-    index = 0
-    for part, ctype in _leaves(raw):
-        name = _filename(part, index)
-        index += 1
-        if not select(name, ctype):
-            continue
-        estimate = _estimated_size(part)
-        if estimate is not None and estimate > max_bytes:
-            found.append(SelectedPart(name, ctype, estimate, None))
-            continue
-        data = _data(part)
-        found.append(SelectedPart(name, ctype, len(data), data if len(data) <= max_bytes else None))
-    return tuple(found)

@@ -7,6 +7,7 @@ broken or hostile structure costs at most a recorded defect, never the rest of t
 from __future__ import annotations
 
 import email.message
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 
@@ -31,6 +32,10 @@ class Body:
     report_blocks: list[email.message.Message] = field(default_factory=list)
     returned_ids: list[str] = field(default_factory=list)
     parts: int = 0
+    # Attachments reading wants the bytes of (a PDF, a CSV…): `keep(filename, content_type)`
+    # chooses, and the parts are kept here during the one walk instead of parsing the mail again.
+    keep: Callable[[str, str], bool] | None = None
+    kept: list[tuple[str, str, email.message.Message]] = field(default_factory=list)
 
 
 def _filename(part: email.message.Message, defects: list[str]) -> str | None:
@@ -150,6 +155,47 @@ def walk(
     size = _attachment_size(part, defects)
     inline = disposition == "inline" or (disposition == "" and part.get("Content-ID") is not None)
     body.attachments.append(Attachment(filename=filename, content_type=ctype, size=size, inline=inline))
+    if body.keep is not None:
+        name = shown_name(filename, len(body.attachments))
+        if body.keep(name, ctype):
+            body.kept.append((name, ctype, part))
+
+
+def shown_name(filename: str | None, number: int) -> str:
+    """The name an attachment is shown and reported by: its own, printable, or "attachment-N"."""
+    cleaned = "".join(ch for ch in (filename or "") if ch.isprintable() and ch not in "/\\")
+    return cleaned.strip()[:200] or f"attachment-{number}"
+
+
+@dataclass(frozen=True)
+class SelectedPart:
+    """An attachment chosen for reading; `data` is None when it is larger than the caller allows
+    (it was then never decoded), and `size` is its decoded size, or an estimate from its base64."""
+
+    filename: str
+    content_type: str
+    size: int
+    data: bytes | None
+
+
+def selected_part(name: str, ctype: str, part: email.message.Message, max_bytes: int) -> SelectedPart:
+    """The bytes of a kept part, decoded only when at most `max_bytes`: a 20 MB scan is skipped
+    for its size without being decoded first."""
+    estimate = _base64_size(part)
+    if estimate is not None and estimate > max_bytes:
+        return SelectedPart(name, ctype, estimate, None)
+    data = _payload_bytes(part, [])
+    return SelectedPart(name, ctype, len(data), data if len(data) <= max_bytes else None)
+
+
+def _base64_size(part: email.message.Message) -> int | None:
+    """The decoded size of a base64 part from its length, without decoding it."""
+    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+        return None
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return None
+    return len(payload.translate(_BASE64_NOISE)) * 3 // 4
 
 
 def _forwarded_message(
@@ -162,9 +208,10 @@ def _forwarded_message(
     in_report: bool,
 ) -> None:
     """A message/rfc822 part: a forwarded mail, or the returned copy inside a bounce."""
-    inner_body = Body(parts=body.parts)
+    inner_body = Body(parts=body.parts, keep=body.keep)
     walk(inner, inner_body, defects, depth + 1)
     body.parts = inner_body.parts
+    body.kept.extend(inner_body.kept)
     header_lines = []
     for name in ("From", "Date", "Subject", "To"):
         raw = inner.get(name)
@@ -197,4 +244,14 @@ def body_text(body: Body) -> str:
     return "\n\n".join(strip_sentinels(html_to_text(h)) for h in body.html if h.strip())
 
 
-__all__ = ["MAX_DEPTH", "MAX_PARTS", "Body", "body_text", "hidden_attachment", "walk"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PARTS",
+    "Body",
+    "SelectedPart",
+    "body_text",
+    "hidden_attachment",
+    "selected_part",
+    "shown_name",
+    "walk",
+]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Callable
 
 from mailbot.core.bounces import delivery_report_from_text, report_from_blocks
 from mailbot.core.charsets import Decoded, decode_bytes
 from mailbot.core.headers import addresses, decode_words, header_text, message_ids, parse_date, unescape_8bit
 from mailbot.core.mail_engine import parse_message
-from mailbot.core.mime_walk import Body, hidden_attachment, walk
+from mailbot.core.mime_walk import Body, SelectedPart, hidden_attachment, selected_part, walk
 from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.text import html_to_text, normalise, split_message, strip_sentinels
 from mailbot.core.types import DeliveryReport, InboundMail
@@ -57,11 +58,25 @@ def parse(raw: bytes, *, subjects: SubjectPrefixes = NO_PREFIXES) -> InboundMail
     `subjects` (from rules/lexicons) tells a forwarded mail by its subject ("Fwd:", "TR:"), whose
     mail-client header block is then forwarded content instead of quoted history.
     """
+    return parse_keeping(raw, subjects=subjects)[0]
+
+
+def parse_keeping(
+    raw: bytes,
+    *,
+    subjects: SubjectPrefixes = NO_PREFIXES,
+    keep: Callable[[str, str], bool] | None = None,
+    max_bytes: int = 0,
+) -> tuple[InboundMail, tuple[SelectedPart, ...]]:
+    """`parse`, also returning the attachments `keep(name, content_type)` wants, with their bytes
+    when at most `max_bytes` (reading takes the text of PDFs and CSVs from them). One parse of the
+    mail serves both: parsing it again for the attachments cost as much as the first parse."""
     sha = hashlib.sha256(raw).hexdigest()
     try:
-        return _parse(raw, sha, subjects)
+        mail, body = _parse(raw, sha, subjects, keep)
     except Exception as exc:  # the last guard (RecursionError included): a message is never lost
-        return _empty(raw, sha, (f"parser failure: {type(exc).__name__}: {exc}"[:200],))
+        return _empty(raw, sha, (f"parser failure: {type(exc).__name__}: {exc}"[:200],)), ()
+    return mail, tuple(selected_part(name, ctype, part, max_bytes) for name, ctype, part in body.kept)
 
 
 def _empty(raw: bytes, sha: str, defects: tuple[str, ...]) -> InboundMail:
@@ -91,7 +106,9 @@ def _empty(raw: bytes, sha: str, defects: tuple[str, ...]) -> InboundMail:
     )
 
 
-def _parse(raw: bytes, sha: str, subjects: SubjectPrefixes) -> InboundMail:
+def _parse(
+    raw: bytes, sha: str, subjects: SubjectPrefixes, keep: Callable[[str, str], bool] | None
+) -> tuple[InboundMail, Body]:
     defects: list[str] = []
     data = _clean_start(raw, defects)
     parsed = parse_message(data)
@@ -122,7 +139,7 @@ def _parse(raw: bytes, sha: str, subjects: SubjectPrefixes) -> InboundMail:
     if first("Date") is None:
         defects.append("no Date")
 
-    body = Body()
+    body = Body(keep=keep)
     walk(msg, body, defects, 0)
     body.attachments.extend(hidden_attachment(part, defects) for part in parsed.hidden_parts)
 
@@ -156,7 +173,7 @@ def _parse(raw: bytes, sha: str, subjects: SubjectPrefixes) -> InboundMail:
     def addrs(name: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a for _, a in addresses(raw_all(name), defects, name)))
 
-    return InboundMail(
+    mail = InboundMail(
         sha256=sha,
         size=len(raw),
         message_id=message_id,
@@ -185,6 +202,7 @@ def _parse(raw: bytes, sha: str, subjects: SubjectPrefixes) -> InboundMail:
         defects=tuple(dict.fromkeys(defects))[:MAX_DEFECTS],
         received=parsed.received,
     )
+    return mail, body
 
 
-__all__ = ["Decoded", "decode_bytes", "decode_words", "parse"]
+__all__ = ["Decoded", "decode_bytes", "decode_words", "parse", "parse_keeping"]

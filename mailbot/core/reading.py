@@ -13,13 +13,13 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from mailbot.core.attachments import AttachmentReading, read_attachments, readable
+from mailbot.core.attachments import AttachmentReading, read_attachments, readable, wanted_by
 from mailbot.core.automation import AutomationConfig, detect_automation
 from mailbot.core.conversation import thread_keys
 from mailbot.core.intent import IntentLexicon, classify_intent
 from mailbot.core.language import LanguageProfile, detect_language
 from mailbot.core.orders import NOT_READ, OrderConfig, extract_orders
-from mailbot.core.parse import parse
+from mailbot.core.parse import parse_keeping
 from mailbot.core.scripts import NO_SCRIPTS, Scripts
 from mailbot.core.subjects import NO_PREFIXES, SubjectPrefixes
 from mailbot.core.types import (
@@ -58,11 +58,14 @@ def _failed(stage: str, exc: Exception) -> str:
 
 def read(raw: bytes, *, identity: Identity, config: ReadingConfig) -> Reading:
     """Read one message. Total: returns a Reading for any bytes."""
-    mail = parse(raw, subjects=config.subjects)
+    reading = config.attachments
+    keep = wanted_by(reading) if reading is not None else None
+    max_bytes = reading.limits.max_bytes if reading is not None else 0
+    mail, parts = parse_keeping(raw, subjects=config.subjects, keep=keep, max_bytes=max_bytes)
     problems: list[str] = []
-    if config.attachments is not None and readable(mail.attachments):
+    if reading is not None and parts and readable(mail.attachments):
         try:
-            texts, skipped = read_attachments(raw, mail, config.attachments)
+            texts, skipped = read_attachments(parts, mail, reading)
             mail = dataclasses.replace(mail, attachment_texts=texts)
             problems.extend(skipped)
         except Exception as exc:

@@ -11,9 +11,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from mailbot.adapters.lexicons import load_reading_config
-from mailbot.core.attachments import AttachmentLimits, AttachmentReading, kind_of, read_attachments
+from mailbot.core.attachments import (
+    AttachmentLimits,
+    AttachmentReading,
+    kind_of,
+    read_attachments,
+    wanted_by,
+)
 from mailbot.core.orders import extract_orders
-from mailbot.core.parse import parse
+from mailbot.core.parse import parse_keeping
 from mailbot.core.reading import Reading, ReadingConfig, read
 from mailbot.core.types import Identity
 
@@ -93,8 +99,10 @@ def test_the_attachment_ranks_above_quoted_history() -> None:
     )
     raw = message.as_bytes()
     assert CONFIG.attachments is not None
-    texts, _ = read_attachments(raw, parse(raw), CONFIG.attachments)
-    mail = dataclasses.replace(parse(raw), attachment_texts=texts)
+    keep = wanted_by(CONFIG.attachments)
+    parsed, parts = parse_keeping(raw, keep=keep, max_bytes=CONFIG.attachments.limits.max_bytes)
+    texts, _ = read_attachments(parts, parsed, CONFIG.attachments)
+    mail = dataclasses.replace(parsed, attachment_texts=texts)
     orders = extract_orders(mail, CONFIG.orders, case_orders=("4411229877650031",)).orders
     assert [(o.number, o.source) for o in orders] == [
         ("7312045888412207", "attachment"),
