@@ -232,9 +232,11 @@ def cases_close_resolved(ctx: click.Context, days: float) -> None:
 @click.pass_context
 def cases_reindex(ctx: click.Context) -> None:
     """Add every routed mail not yet searchable by its words to the search index (mailbot web does it too)."""
-    from mailbot.services.search_index import index_all
+    from mailbot.services.search_index import index_all, subject_prefixes
 
-    click.echo(f"{index_all(_engine(ctx))} mails indexed for search")
+    settings = ctx.find_root().obj.settings()
+    subjects = subject_prefixes(settings.rules_dir)
+    click.echo(f"{index_all(_engine(ctx), subjects=subjects)} mails indexed for search")
 
 
 @click.group("corrections")

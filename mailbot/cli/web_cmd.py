@@ -26,14 +26,20 @@ def web(ctx: click.Context, host: str, port: int) -> None:
     engine = open_engine(settings.database_url, migrate=True)
     stop = threading.Event()
     # New mail becomes searchable by its words within a minute; the intake pays nothing for it.
-    threading.Thread(target=keep_indexing, args=(engine, stop), name="search-index", daemon=True).start()
+    replies = setup_from_settings(settings)
+    threading.Thread(
+        target=keep_indexing,
+        args=(engine, stop, 30.0, replies.subject_prefixes),
+        name="search-index",
+        daemon=True,
+    ).start()
     threading.Thread(
         target=keep_filling, args=(engine, settings.due, stop), name="due-times", daemon=True
     ).start()
     click.echo(f"staff console on http://{host}:{port}/ (Ctrl-C to stop)")
     try:
         uvicorn.run(
-            build_app(engine, replies=setup_from_settings(settings), due=settings.due),
+            build_app(engine, replies=replies, due=settings.due),
             host=host,
             port=port,
             server_header=False,

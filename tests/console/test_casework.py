@@ -13,7 +13,7 @@ from mailbot.cli import main
 from mailbot.services import casework, casework_view, search_index
 from mailbot.services.corrections import ExportError, export_corrections
 
-from .installation import Installation
+from .installation import REPO, Installation
 
 AT = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -292,3 +292,12 @@ def test_search_syntax_typed_by_staff_is_searched_as_plain_words(
     search_index.index_all(installation.engine)
     page = casework_view.queue_page(installation.engine, casework_view.QueueFilters(search=words))
     assert page.cases == ()
+
+
+def test_the_text_of_a_forwarded_mail_is_searchable_with_the_rule_sets_forward_prefixes(
+    installation: Installation,
+) -> None:
+    ref = opened(installation, "console-forward.eml")
+    words = casework_view.QueueFilters(search="Zhoushan ferry")
+    search_index.index_all(installation.engine, subjects=search_index.subject_prefixes(REPO / "rules"))
+    assert [c.ref for c in casework_view.queue_page(installation.engine, words).cases] == [ref]
