@@ -19,33 +19,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures.configs import maildir_config, make_maildirs
 
 from mailbot.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 EML = Path(__file__).resolve().parent / "eml"
-
-MAILDIR_CONFIG = """\
-data_dir = "var"
-rules_dir = "rules"
-templates_dir = "templates"
-log_level = "WARNING"
-{top}
-[database]
-url = "{database_url}"
-
-[mailboxes.pm]
-address = "ta-pm@support.example.test"
-service = "Production Monitoring"
-source = "maildir"
-maildir = {{ path = "mail/pm" }}
-
-[mailboxes.inspection]
-address = "ta-inspection@support.example.test"
-service = "Inspection"
-source = "maildir"
-maildir = {{ path = "mail/inspection" }}
-{extra}"""
 
 IMAP_MAILBOX = """
 [mailboxes.remote]
@@ -92,7 +71,7 @@ class Installation:
 
     def write(self, *, database_url: str = "", top: str = "", extra: str = "") -> Path:
         self.config.write_text(
-            MAILDIR_CONFIG.format(database_url=database_url, top=top, extra=extra), encoding="utf-8"
+            maildir_config(database_url, top=top, extra=extra), encoding="utf-8"
         )
         return self.config
 
@@ -121,9 +100,7 @@ class Installation:
 def install(tmp_path: Path) -> Installation:
     shutil.copytree(REPO / "rules", tmp_path / "rules", ignore=shutil.ignore_patterns("tests"))
     shutil.copytree(REPO / "templates", tmp_path / "templates")
-    for mailbox in ("pm", "inspection"):
-        for sub in ("cur", "new", "tmp"):
-            (tmp_path / "mail" / mailbox / sub).mkdir(parents=True)
+    make_maildirs(tmp_path)
     installation = Installation(tmp_path)
     installation.write()
     return installation

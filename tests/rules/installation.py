@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from fixtures.configs import maildir_config, make_maildirs
 from sqlmodel import Session, col, select
 
 from mailbot.adapters.lexicons import load_reading_config
@@ -31,31 +32,6 @@ from mailbot.store.tables import Case, MailRecord
 REPO = Path(__file__).resolve().parents[2]
 RULES_MAIL = REPO / "rules" / "tests" / "mail"
 EXAMPLES = REPO / "examples" / "mail"
-
-CONFIG = """\
-data_dir = "var"
-rules_dir = "rules"
-templates_dir = "{templates}"
-log_level = "WARNING"
-
-[identity]
-message_id_domain = "mailbot.example.test"
-
-[database]
-url = "{database_url}"
-
-[mailboxes.pm]
-address = "ta-pm@support.example.test"
-service = "Production Monitoring"
-source = "maildir"
-maildir = {{ path = "mail/pm" }}
-
-[mailboxes.inspection]
-address = "ta-inspection@support.example.test"
-service = "Inspection"
-source = "maildir"
-maildir = {{ path = "mail/inspection" }}
-"""
 
 #: Round one: (mailbox, saved mail).
 FIRST_ROUND = [
@@ -250,9 +226,7 @@ def install(root: Path, database_url: str, *, live_edit: Callable[[str], str] | 
         routing = root / "rules" / "routing.toml"
         routing.write_text(live_edit(routing.read_text(encoding="utf-8")), encoding="utf-8")
     (root / "config.toml").write_text(
-        CONFIG.format(templates=REPO / "templates", database_url=database_url), encoding="utf-8"
+        maildir_config(database_url, templates=REPO / "templates"), encoding="utf-8"
     )
-    for mailbox in ("pm", "inspection"):
-        for sub in ("new", "cur", "tmp"):
-            (root / "mail" / mailbox / sub).mkdir(parents=True, exist_ok=True)
+    make_maildirs(root)
     return Installation(root=root, runtime=build_runtime(load_settings(root / "config.toml")))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fixtures.configs import maildir_config, make_maildirs
 
 from mailbot.adapters.lexicons import load_reading_config
 from mailbot.adapters.templates import sample_context
@@ -23,32 +24,6 @@ from mailbot.services.template_check import version_on_disk
 from .conftest import MAILBOXES, REPO
 
 ACK = "en/acknowledgement.txt.j2"
-CONFIG = """\
-data_dir = "var"
-rules_dir = "{rules}"
-templates_dir = "templates"
-log_level = "WARNING"
-
-[identity]
-message_id_domain = "mailbot.example.test"
-
-[database]
-url = "sqlite:///{db}"
-
-[mailboxes.pm]
-address = "ta-pm@support.example.test"
-service = "Production Monitoring"
-source = "maildir"
-maildir = {{ path = "mail/pm" }}
-
-[mailboxes.inspection]
-address = "ta-inspection@support.example.test"
-service = "Inspection"
-source = "maildir"
-maildir = {{ path = "mail/inspection" }}
-"""
-
-
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     """A copy of the shipped templates, for a test to break."""
@@ -119,10 +94,9 @@ def test_rules_check_fails_when_a_rule_names_a_template_that_is_gone(templates: 
 def test_the_worker_refuses_to_start_on_a_broken_template(tmp_path: Path, templates: Path) -> None:
     edit(templates / ACK, "Dear {{ buyer_name }},\n{% endif %}\n")
     config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(rules=REPO / "rules", db=tmp_path / "mailbot.db"), encoding="utf-8")
-    for box in ("pm", "inspection"):
-        for sub in ("new", "cur", "tmp"):
-            (tmp_path / "mail" / box / sub).mkdir(parents=True)
+    database_url = f"sqlite:///{tmp_path / 'mailbot.db'}"
+    config.write_text(maildir_config(database_url, rules=REPO / "rules"), encoding="utf-8")
+    make_maildirs(tmp_path)
     result = CliRunner().invoke(mailbot_cli, ["--config", str(config), "poll", "--once"])
     assert result.exit_code != 0
     assert f"{templates}/{ACK}:2: syntax error: Encountered unknown tag 'endif'." in result.output

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fixtures.configs import maildir_config, make_maildirs
 from sqlalchemy import update
 from sqlmodel import Session, select
 
@@ -19,38 +20,11 @@ from mailbot.worker import Worker
 
 REPO = Path(__file__).resolve().parents[2]
 MAIL = REPO / "rules" / "tests" / "mail" / "cancellation-with-order.eml"
-CONFIG = """\
-data_dir = "var"
-rules_dir = "{rules}"
-templates_dir = "{templates}"
-log_level = "WARNING"
-
-[database]
-url = "{url}"
-
-{cases}
-
-[mailboxes.pm]
-address = "ta-pm@support.example.test"
-service = "Production Monitoring"
-source = "maildir"
-maildir = {{ path = "mail/pm" }}
-
-[mailboxes.inspection]
-address = "ta-inspection@support.example.test"
-service = "Inspection"
-source = "maildir"
-maildir = {{ path = "mail/inspection" }}
-"""
-
-
 def config(root: Path, url: str, cases: str) -> Path:
     path = root / "config.toml"
-    text = CONFIG.format(rules=REPO / "rules", templates=REPO / "templates", url=url, cases=cases)
+    text = maildir_config(url, rules=REPO / "rules", templates=REPO / "templates", top=cases)
     path.write_text(text, encoding="utf-8")
-    for box in ("pm", "inspection"):
-        for sub in ("new", "cur", "tmp"):
-            (root / "mail" / box / sub).mkdir(parents=True, exist_ok=True)
+    make_maildirs(root)
     return path
 
 

@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+from fixtures.configs import maildir_config, make_maildirs
 from sqlmodel import Session, select
 
 from mailbot.runtime import Runtime, build_runtime
@@ -17,42 +18,14 @@ from mailbot.store.tables import MailRecord
 REPO = Path(__file__).resolve().parents[2]
 MAIL = REPO / "rules" / "tests" / "mail" / "cancellation-with-order.eml"
 CANCELLATION = "en/cancellation_received.txt.j2"
-CONFIG = """\
-data_dir = "var"
-rules_dir = "{rules}"
-templates_dir = "templates"
-log_level = "WARNING"
-
-[identity]
-message_id_domain = "mailbot.example.test"
-
-[database]
-url = "sqlite:///{db}"
-
-[mailboxes.pm]
-address = "ta-pm@support.example.test"
-service = "Production Monitoring"
-source = "maildir"
-maildir = {{ path = "mail/pm" }}
-
-[mailboxes.inspection]
-address = "ta-inspection@support.example.test"
-service = "Inspection"
-source = "maildir"
-maildir = {{ path = "mail/inspection" }}
-"""
-
-
 def installation(root: Path) -> Runtime:
     shutil.copytree(REPO / "templates", root / "templates")
     good = root / "templates" / CANCELLATION
     good.write_text("Dear {{ buyer_name }},\n\nGOOD WORDING for case {{ case_ref }}.\n", encoding="utf-8")
     (root / "config.toml").write_text(
-        CONFIG.format(rules=REPO / "rules", db=root / "mailbot.db"), encoding="utf-8"
+        maildir_config(f"sqlite:///{root / 'mailbot.db'}", rules=REPO / "rules"), encoding="utf-8"
     )
-    for box in ("pm", "inspection"):
-        for sub in ("new", "cur", "tmp"):
-            (root / "mail" / box / sub).mkdir(parents=True)
+    make_maildirs(root)
     return build_runtime(load_settings(root / "config.toml"))
 
 
