@@ -21,7 +21,7 @@ from mailbot.adapters.ports import FetchedMessage
 from mailbot.core.decide import decide, decision_summary
 from mailbot.core.replies import reply_recipient
 from mailbot.core.types import Outcome, Reading, ThreadCandidates
-from mailbot.observability import LogFields, log_context
+from mailbot.observability import log_context
 from mailbot.services import reply_safety
 from mailbot.services.ingest_cases import case_for
 from mailbot.services.ingest_reply import queue_reply
@@ -50,38 +50,26 @@ def ingest_one(
     mailbox, and the ledger id and case reference from the moment they are known.
     """
     with log_context(mailbox=mailbox) as fields:
-        _ingest_one(intake, session, mailbox, uidvalidity, message, result, batch, report, fields)
-
-
-def _ingest_one(
-    intake: Intake,
-    session: Session,
-    mailbox: str,
-    uidvalidity: int,
-    message: FetchedMessage,
-    result: ReadResult,
-    batch: BatchState,
-    report: PollReport,
-    fields: LogFields,
-) -> None:
-    effects = Effects(spent=result.seconds, log_fields=fields)
-    try:
-        outcome = _apply_in_savepoint(intake, session, mailbox, uidvalidity, message, result, batch, effects)
-    except Exception as exc:  # a bug or a poison message: keep it, say why, go on
-        with session.begin_nested():
-            sha = _sha(message, result.reading)
-            fields.add(ledger_id=_quarantine(intake, session, mailbox, uidvalidity, message, exc, sha))
-        log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
-        report.quarantined += 1
-        return
-    log.info(
-        "mailbox %s uid %s: %s%s: %s",
-        mailbox,
-        message.uid,
-        outcome.value,
-        f", case {effects.case_ref}" if effects.case_ref else "",
-        effects.reason,
-    )
+        effects = Effects(spent=result.seconds, log_fields=fields)
+        try:
+            outcome = _apply_in_savepoint(
+                intake, session, mailbox, uidvalidity, message, result, batch, effects
+            )
+        except Exception as exc:  # a bug or a poison message: keep it, say why, go on
+            with session.begin_nested():
+                sha = _sha(message, result.reading)
+                fields.add(ledger_id=_quarantine(intake, session, mailbox, uidvalidity, message, exc, sha))
+            log.error("mailbox %s uid %s: quarantined after an error: %s", mailbox, message.uid, exc)
+            report.quarantined += 1
+            return
+        log.info(
+            "mailbox %s uid %s: %s%s: %s",
+            mailbox,
+            message.uid,
+            outcome.value,
+            f", case {effects.case_ref}" if effects.case_ref else "",
+            effects.reason,
+        )
     batch.events.extend(effects.events)
     report.cases_created.extend(effects.cases_created)
     report.duplicates += effects.duplicate
