@@ -8,7 +8,6 @@ case is opened and linked to it by an event on each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from mailbot.core.types import Identity
 from mailbot.services import casework
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.rules_admin import RulesWatcher
-from mailbot.store.db import make_engine, upgrade
 from mailbot.store.tables import Case, CaseEvent, MailRecord, OutboxItem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,14 +94,6 @@ class Desk:
                     .order_by(col(CaseEvent.id))
                 ).all()
             )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    made = make_engine(database_url)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

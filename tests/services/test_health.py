@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from mailbot.cli import main
 from mailbot.services.health import HealthPolicy, check_health
 from mailbot.services.rules_admin import RulesStatus, RulesStatusFile
 from mailbot.store import guards
-from mailbot.store.db import make_engine, session_scope, upgrade
+from mailbot.store.db import make_engine, session_scope
 from mailbot.store.tables import CaseEvent, MailboxCursor, MailRecord, OutboxItem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,14 +31,6 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 POLICY = HealthPolicy(
     poll_intervals={"pm": 60, "inspection": 120}, missed_polls=3, max_pending_reply_age_seconds=900
 )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def polled(engine: Engine, mailbox: str, at: datetime, error: str = "") -> None:

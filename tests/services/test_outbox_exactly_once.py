@@ -7,7 +7,6 @@ Each drain is synchronous and the capture server records a message before it ans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,16 +21,8 @@ from mailbot.adapters.smtp import SmtpConfig, SmtpTransport
 from mailbot.services.coordination import WorkerIdentity
 from mailbot.services.outbox import DrainReport, OutboxPolicy, drain
 from mailbot.store import repo
-from mailbot.store.db import make_engine, session_scope, upgrade
+from mailbot.store.db import session_scope
 from mailbot.store.tables import Case, CaseEvent, OutboxItem, WorkerBeat
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def now() -> datetime:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from mailbot.core.types import Identity
 from mailbot.services.ingest import Intake, MailboxInfo, PollReport, poll_mailbox
 from mailbot.services.rules_admin import RulesWatcher
 from mailbot.store import guards
-from mailbot.store.db import make_engine, upgrade
 from mailbot.store.tables import Case, CaseEvent, MailRecord, OutboxItem, Suppression
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,14 +82,6 @@ class Mailbox:
     def events(self, kind: str) -> list[str]:
         with Session(self.engine) as session:
             return list(session.exec(select(CaseEvent.summary).where(CaseEvent.kind == kind)).all())
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    made = make_engine(database_url)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

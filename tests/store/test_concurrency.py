@@ -30,14 +30,6 @@ def pg(postgres_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 

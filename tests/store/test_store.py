@@ -10,18 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailbot.store import repo
-from mailbot.store.db import current_revision, make_engine, session_scope, upgrade
+from mailbot.store.db import current_revision, session_scope, upgrade
 from mailbot.store.tables import Case, MailRecord, OutboxItem
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url: str):  # type: ignore[no-untyped-def]
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def mail(uid: int, sha: str = "a" * 64, **kw: object) -> MailRecord:
