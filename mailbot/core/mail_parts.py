@@ -13,6 +13,7 @@ import email.policy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mailbot.core.mime_walk import shown_name
 from mailbot.core.parse import decode_words
 
 MAX_PARTS = 200
@@ -43,9 +44,7 @@ def _filename(part: email.message.Message, index: int) -> str:
         name = part.get_filename()
     except Exception:  # broken RFC 2231 continuations
         name = None
-    cleaned = decode_words(str(name)).strip() if name else ""
-    cleaned = "".join(ch for ch in cleaned if ch.isprintable() and ch not in "/\\")
-    return cleaned[:200] or f"attachment-{index + 1}"
+    return shown_name(decode_words(str(name)) if name else None, index + 1)
 
 
 def _leaves(raw: bytes) -> Iterator[tuple[email.message.Message, str]]:
