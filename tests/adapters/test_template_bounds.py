@@ -3,12 +3,15 @@ other template error, naming its file (and line), and never allocates the oversi
 
 from __future__ import annotations
 
+import gc
 import resource
+import time
 from pathlib import Path
 
 import pytest
 from jinja2.exceptions import SecurityError
 
+from mailbot.adapters.template_limits import BUDGET, Budget
 from mailbot.adapters.template_sandbox import TemplateLimitError
 from mailbot.adapters.templates import (
     RenderLimits,
@@ -185,3 +188,17 @@ def test_check_templates_gives_one_line_per_problem(tmp_path: Path) -> None:
         "innermost block that needs to be closed is 'if'."
     ]
     assert check_templates(Path(__file__).resolve().parents[2] / "templates") == []
+
+
+def test_a_garbage_collection_during_a_render_is_not_charged_to_the_template() -> None:
+    heap = [[i] for i in range(1_500_000)]  # a long-running process's heap: a full collection walks it
+    budget = Budget(RenderLimits(max_seconds=0.01))
+    started = budget.deadline - 0.01
+    token = BUDGET.set(budget)
+    try:
+        gc.collect()
+        assert time.thread_time() - started > 0.01, "the collection was too fast to show anything"
+        budget.check_time()  # raises when the collection's time counts against the render
+    finally:
+        BUDGET.reset(token)
+    del heap
