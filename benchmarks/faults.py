@@ -36,11 +36,12 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test servers are the benchmark's servers too
@@ -90,14 +91,19 @@ class Stage:
     config: Path
     env: dict[str, str]
 
-    def mailbot(self, *args: str, crash_at: str | None = None) -> subprocess.Popen[str]:
+    def mailbot(
+        self, *args: str, crash_at: str | None = None, log: IO[str] | None = None
+    ) -> subprocess.Popen[str]:
+        """`log`: a file for stderr. A worker that runs until stopped must have one: an unread pipe
+        fills at 64 KB of log lines, its writes then block, its heartbeat goes stale and the other
+        worker takes over its replies in flight."""
         env = {**self.env, "MAILBOT_CRASH_AT": crash_at} if crash_at else self.env
         return subprocess.Popen(
             [sys.executable, "-m", "mailbot", "--config", str(self.config), *args],
             env=env,
             cwd=self.config.parent,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=log if log is not None else subprocess.PIPE,
             text=True,
         )
 
@@ -259,20 +265,23 @@ def kill_storm(
 
 
 def run_workers(st: Stage, count: int, expected: int, timeout: float = 300) -> str:
-    workers = [st.mailbot("run") for _ in range(count)]
-    logs = ""
-    try:
-        st.smtp.wait_for(expected, timeout=timeout)
-        # Every reply has arrived; wait until every mail is acknowledged before stopping.
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            logs += worker.communicate(timeout=120)[1]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    return logs
+    with ExitStack() as stack:
+        files = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(count)]
+        workers = [st.mailbot("run", log=file) for file in files]
+        try:
+            st.smtp.wait_for(expected, timeout=timeout)
+            # Every reply has arrived; wait until every mail is acknowledged before stopping.
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                worker.communicate(timeout=120)
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+        for file in files:
+            file.seek(0)
+        return "".join(file.read() for file in files)
 
 
 def two_workers(dovecot: DovecotServer, workdir: Path, mails: int) -> Row:
