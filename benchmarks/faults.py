@@ -238,18 +238,20 @@ def kill_storm(
             # Half the kills at a random moment, half at a random one of the named crash points (the
             # timed ones mostly land in the intake, which comes first; the named ones reach the sends).
             point = rng.choice(CRASH_POINTS) if rng.random() < 0.5 else None
-            process = st.mailbot("poll", "--once", crash_at=point)
-            try:
-                process.wait(timeout=rng.uniform(1.0, 4.0) if point is None else 300)
-                logs += process.communicate()[1]
-                if process.returncode == -signal.SIGKILL:
+            with tempfile.TemporaryFile("w+") as log:  # a pipe read only after the kill could fill
+                process = st.mailbot("poll", "--once", crash_at=point, log=log)
+                try:
+                    process.wait(timeout=rng.uniform(1.0, 4.0) if point is None else 300)
+                    if process.returncode == -signal.SIGKILL:
+                        row.kills += 1
+                        kinds[point or "timed"] += 1
+                except subprocess.TimeoutExpired:
+                    process.send_signal(signal.SIGKILL)
                     row.kills += 1
-                    kinds[point or "timed"] += 1
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
-                logs += process.communicate()[1]
-                row.kills += 1
-                kinds["timed"] += 1
+                    kinds["timed"] += 1
+                process.communicate()
+                log.seek(0)
+                logs += log.read()
         row.notes.append("kills: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
         for box, raws in chunks:  # what is left of the backlog, then run to the end
             dovecot.append_many(st.users[box], raws)
